@@ -1,0 +1,75 @@
+"""Preprocessing: sampling covers the video, resize/crop/normalise as specified."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vmf_deploy import get_config
+from vmf_deploy.labels import kinetics400_labels
+from vmf_deploy.preprocess import (PreprocessSpec, preprocess_clip, preprocess_video, resized_size,
+                                   sample_indices, spec_for)
+
+
+def test_sampling_covers_whole_video():
+    idx = sample_indices(640, 64)
+    assert idx[0] == 5 and idx[-1] == 635 and np.all(np.diff(idx) == 10)
+
+
+def test_short_video_repeats_frames_in_order():
+    idx = sample_indices(10, 64)
+    assert len(idx) == 64 and np.all(np.diff(idx) >= 0) and set(idx) == set(range(10))
+
+
+def test_empty_video_is_an_error():
+    with pytest.raises(ValueError, match="no decodable frames"):
+        sample_indices(0, 64)
+
+
+def test_resized_size_keeps_aspect():
+    assert resized_size(480, 640, 224) == (224, 299)
+    assert resized_size(1920, 1080, 172) == (306, 172)
+
+
+def test_constant_frame_normalises_exactly():
+    spec = PreprocessSpec(frames=2, crop=8, short_side=8)
+    frames = [np.full((12, 20, 3), 114.75, dtype=np.float64)] * 2
+    out = preprocess_clip(frames, spec)
+    assert out.shape == (1, 3, 2, 8, 8) and out.dtype == np.float32
+    np.testing.assert_allclose(out, (114.75 / 255 - 0.45) / 0.225, atol=1e-6)
+
+
+def test_identity_resize_is_a_center_crop(rng):
+    spec = PreprocessSpec(frames=1, crop=4, short_side=8, mean=(0, 0, 0), std=(1, 1, 1), scale=1.0)
+    frame = rng.integers(0, 255, (8, 10, 3), dtype=np.uint8)
+    out = preprocess_clip([frame], spec)[0, :, 0]
+    np.testing.assert_allclose(out, frame[2:6, 3:7].transpose(2, 0, 1).astype(np.float32))
+
+
+def test_downscale_by_two_averages_pixel_pairs(rng):
+    spec = PreprocessSpec(frames=1, crop=4, short_side=4, mean=(0, 0, 0), std=(1, 1, 1), scale=1.0)
+    frame = rng.integers(0, 255, (8, 8, 3)).astype(np.uint8)
+    out = preprocess_clip([frame], spec)[0, :, 0].transpose(1, 2, 0)
+    f = frame.astype(np.float64)
+    expect = (f[0::2, 0::2] + f[1::2, 0::2] + f[0::2, 1::2] + f[1::2, 1::2]) / 4
+    np.testing.assert_allclose(out, expect, atol=1e-4)
+
+
+def test_grayscale_and_rgba_frames():
+    spec = PreprocessSpec(frames=1, crop=4, short_side=4)
+    gray = np.full((6, 6), 100, dtype=np.uint8)
+    rgba = np.full((6, 6, 4), 100, dtype=np.uint8)
+    np.testing.assert_allclose(preprocess_clip([gray], spec), preprocess_clip([rgba], spec))
+
+
+def test_video_spec_matches_variant():
+    spec = spec_for(get_config("560m"))
+    assert spec.input_shape == (1, 3, 64, 172, 172)
+    frames = [np.zeros((90, 160, 3), np.uint8)] * 100
+    assert preprocess_video(frames, spec).shape == spec.input_shape
+    assert PreprocessSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_labels():
+    labels = kinetics400_labels()
+    assert len(labels) == 400 and labels[0] == "abseiling"

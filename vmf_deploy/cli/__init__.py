@@ -1,0 +1,1 @@
+"""Console entry points (``vmf-info``, ``vmf-export``, ``vmf-bench``, ``vmf-predict``)."""

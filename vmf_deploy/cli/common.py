@@ -1,0 +1,28 @@
+"""Helpers shared by the command-line tools: variant lists and clean failure."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+from ..models import list_models
+from ..models.registry import unknown_model_error
+
+
+def resolve_variants(names: list[str]) -> list[str]:
+    """Expand ``all`` and validate every name against the registry."""
+    out: list[str] = []
+    for name in names:
+        if name == "all":
+            out.extend(list_models())
+        elif name in list_models():
+            out.append(name)
+        else:
+            raise unknown_model_error(name)
+    return list(dict.fromkeys(out))
+
+
+def fail(prog: str, message: str, code: int = 2) -> NoReturn:
+    """Print ``prog: error: message`` to stderr and exit with ``code``."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(code)

@@ -1,0 +1,15 @@
+"""Reference PyTorch models: Video Mobile-Former variants and baselines."""
+
+from . import variants as _variants  # noqa: F401  (registers the variants)
+from .blocks import DepthwiseConv, MobileBlock, Mobile3DHead, VMFBlock, VMFHead
+from .config import ConfigError, VMFConfig
+from .layers import Former, FormerToMobile, FrameDyReLU, MobileToFormer, Stem, TokenDyReLU, TokenFreeReLU
+from .registry import build_from_config, build_model, build_seeded_model, get_config, list_models, register_model
+from .vmf import Mobile3D, VideoMobileFormer
+
+__all__ = [
+    "ConfigError", "DepthwiseConv", "Former", "FormerToMobile", "FrameDyReLU", "Mobile3D", "Mobile3DHead",
+    "MobileBlock", "MobileToFormer", "Stem", "TokenDyReLU", "TokenFreeReLU", "VMFBlock", "VMFConfig",
+    "VMFHead", "VideoMobileFormer", "build_from_config", "build_model", "build_seeded_model", "get_config", "list_models",
+    "register_model",
+]
