@@ -1,0 +1,38 @@
+"""Backend runners, one file each; ``BACKENDS`` maps a ``--backend`` name to its class.
+
+Entries are ``"module:Class"`` strings imported on first use, so listing backends
+never imports a runtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import BackendUnavailable, Runner, RunnerError
+
+BACKENDS: dict[str, str] = {
+    "torch-cpu": "torch_cpu:TorchCPURunner",
+    "onnxruntime-cpu": "onnxruntime_cpu:OnnxRuntimeCPURunner",
+    "executorch-xnnpack": "executorch_xnnpack:ExecuTorchXNNPACKRunner",
+    "executorch-native": "executorch_native:ExecuTorchNativeRunner",
+    "coreml": "coreml:CoreMLRunner",
+    "onnxruntime-cuda": "onnxruntime_gpu:OnnxRuntimeCUDARunner",
+    "onnxruntime-tensorrt": "onnxruntime_gpu:OnnxRuntimeTensorRTRunner",
+    "torch-cuda": "torch_cuda:TorchCUDARunner",
+}
+
+
+def runner_class(backend: str) -> type[Runner]:
+    """The runner class of ``backend`` (ValueError listing valid names if unknown)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    module, cls = BACKENDS[backend].split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+def get_runner(backend: str, threads: int | None = None, **kwargs: object) -> Runner:
+    """Instantiate the runner of ``backend``."""
+    return runner_class(backend)(threads=threads, **kwargs)
+
+
+__all__ = ["BACKENDS", "BackendUnavailable", "Runner", "RunnerError", "get_runner", "runner_class"]
