@@ -1,6 +1,7 @@
 """Reference PyTorch models: Video Mobile-Former variants and baselines."""
 
 from . import variants as _variants  # noqa: F401  (registers the variants)
+from . import x3d as _x3d  # noqa: F401  (registers the X3D peers x3d-xs, x3d-s)
 from .blocks import DepthwiseConv, MobileBlock, Mobile3DHead, VMFBlock, VMFHead
 from .config import ConfigError, VMFConfig
 from .layers import Former, FormerToMobile, FrameDyReLU, MobileToFormer, Stem, TokenDyReLU, TokenFreeReLU
