@@ -1,0 +1,192 @@
+"""``vmf-predict``: top-k Kinetics-400 labels for video files, through any backend.
+
+Exit codes: 0 every video was predicted; 1 at least one video failed (each failure
+is reported, the others are still predicted); 2 usage error (bad arguments, no
+video found in a directory, unwritable --json path); 3 the model could not be
+loaded (manifest, artifact hash, checkpoint, labels or backend).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .common import fail
+
+EXIT_OK, EXIT_VIDEO_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
+PROG = "vmf-predict"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used by the docs)."""
+    from ..runners import BACKENDS
+
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Predict the top-k Kinetics-400 classes of videos with an exported artifact "
+        "(its manifest gives preprocessing and labels) or a PyTorch variant.",
+        epilog="exit codes: 0 all videos predicted, 1 some video failed, 2 usage error, 3 model could not be loaded")
+    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, or directories (every video in "
+                        "them, sorted by name)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--artifact", type=Path, help="exported artifact (.onnx, .pte, .mlpackage) with its "
+                        ".manifest.json beside it")
+    source.add_argument("--variant", help="registry name run in eager PyTorch (torch-cpu)")
+    parser.add_argument("--checkpoint", type=Path, help="weights for --variant (without it: the seeded init)")
+    parser.add_argument("--frames", type=int, help="clip length for --variant's seeded init (default: the variant's)")
+    parser.add_argument("--backend", choices=list(BACKENDS), help="default: torch-cpu for --variant; for "
+                        "--artifact the first backend that runs its format (.onnx onnxruntime-cpu, .pte "
+                        "executorch-xnnpack); torch-cpu with --artifact runs the model it was exported from")
+    parser.add_argument("--topk", type=int, default=5, help="classes to show per video (default 5)")
+    parser.add_argument("--json", metavar="FILE", help="write one record per video to FILE ('-' for stdout)")
+    parser.add_argument("--threads", type=int, help="intra-op threads of the backend (default: its own)")
+    parser.add_argument("--allow-partial", action="store_true", help="predict on the decodable part of truncated "
+                        "or corrupt videos instead of failing them")
+    return parser
+
+
+def expand_videos(args: list[str]) -> list[str]:
+    """Files as given; directories replaced by their videos (sorted). Missing paths stay, to fail per file."""
+    from ..video import VIDEO_EXTENSIONS, list_videos
+
+    out: list[str] = []
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            videos = list_videos(path)
+            if not videos:
+                fail(PROG, f"directory {arg} holds no video files ({', '.join(VIDEO_EXTENSIONS[:6])}, ...)",
+                     EXIT_USAGE)
+            out.extend(str(v) for v in videos)
+        else:
+            out.append(arg)
+    return out
+
+
+def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Reject option combinations that do not make sense, with the fix."""
+    if args.variant and args.backend not in (None, "torch-cpu"):
+        parser.error(f"--variant runs eager PyTorch (torch-cpu); to use {args.backend}, export first "
+                     f"(vmf-export --variant {args.variant} ...) and pass --artifact")
+    if args.artifact and (args.checkpoint or args.frames):
+        parser.error("--checkpoint and --frames go with --variant; an artifact's manifest fixes both")
+    if args.checkpoint and args.frames:
+        parser.error("--frames applies to the seeded init only: a checkpoint fixes its clip length")
+    for name in ("topk", "frames", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name} must be a positive integer, got {value}")
+    if args.json and args.json != "-" and not Path(args.json).resolve().parent.is_dir():
+        parser.error(f"--json {args.json}: its directory does not exist; create it first")
+
+
+def load_predictor(args: argparse.Namespace) -> "object":
+    """The Predictor the arguments ask for (exit 3 with the reason if it cannot be loaded)."""
+    from ..predict import ModelLoadError, Predictor
+
+    try:
+        if args.artifact:
+            return Predictor.from_artifact(args.artifact, args.backend, args.threads)
+        return Predictor.from_variant(args.variant, args.checkpoint, args.frames, args.threads)
+    except ModelLoadError as e:
+        fail(PROG, str(e), EXIT_MODEL)
+
+
+def describe_model(info: dict) -> str:
+    """One line naming what runs: variant, weights, artifact, backend."""
+    weights = {"seeded-init": f"seeded init (seed {info['seed']})", "checkpoint": f"checkpoint {info['checkpoint']}"}
+    parts = [f"{info['variant']}", weights.get(info["source"], str(info["source"]))]
+    if info["artifact"]:
+        parts.append(f"artifact {info['artifact']} ({info['precision']}, sha256 {info['sha256'][:12]}… verified)")
+    parts.append(f"backend {info['backend']}")
+    parts.append("input " + "×".join(map(str, info["input_shape"])))
+    return " · ".join(parts)
+
+
+def print_prediction(console: object, record: dict) -> None:
+    """Human-readable block for one video record."""
+    from rich.markup import escape
+
+    if not record["ok"]:
+        console.print(f"[bold red]✗[/] {escape(record['video'])}  [red]{escape(record['error']['kind'])}[/]: "
+                      f"{escape(record['error']['message'])}")
+        return
+    v, s = record["video_info"], record["seconds"]
+    seconds = f", {v['frames'] / v['fps']:.1f} s" if v["fps"] > 0 else ""
+    console.print(f"[bold green]✓[/] {escape(record['video'])}  {v['width']}×{v['height']}, {v['frames']} frames"
+                  f"{seconds}, {escape(v['codec'])}/{escape(v['container'])} → {len(record['sampled_frames'])}-frame clip")
+    for item in record["top"]:
+        console.print(f"   {item['rank']:>2}. {item['score']:.4f}  {escape(item['label'])}")
+    console.print(f"   decode {s['decode']:.3f} s · preprocess {s['preprocess']:.3f} s · "
+                  f"inference {s['inference']:.3f} s")
+    for note in record["notes"]:
+        console.print(f"   [yellow]note[/]: {escape(note)}")
+
+
+def run_batch(predictor: object, videos: list[str], args: argparse.Namespace, console: object) -> list[dict]:
+    """Predict every video (a failure is recorded and the batch goes on), with a progress bar for batches."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..predict import InferenceError, error_record
+    from ..video import VideoError
+
+    records: list[dict] = []
+    show_bar = len(videos) > 1
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True, disable=not show_bar) as progress:
+        task = progress.add_task("predicting", total=len(videos))
+        for video in videos:
+            progress.update(task, description=f"predicting {Path(video).name}")
+            try:
+                record = predictor.predict(video, args.topk, args.allow_partial).to_record()
+            except (VideoError, InferenceError) as e:
+                record = error_record(video, e)
+            records.append(record)
+            print_prediction(progress.console, record)
+            progress.advance(task)
+    return records
+
+
+def write_json(target: str, predictor: object, records: list[dict]) -> None:
+    """Write the predictions document to ``target`` (atomically) or stdout for ``-``."""
+    from ..manifest import write_json_atomic
+
+    doc = {"schema": "vmf-deploy/predictions", "schema_version": 1, "model": predictor.model_info,
+           "model_notes": predictor.notes, "load_seconds": predictor.load_seconds, "videos": records,
+           "failed": sum(not r["ok"] for r in records)}
+    if target == "-":
+        print(json.dumps(doc, indent=2))
+    else:
+        write_json_atomic(target, doc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``vmf-predict``."""
+    from rich.console import Console
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_args(args, parser)
+    videos = expand_videos(args.videos)
+    console = Console(stderr=args.json == "-", highlight=False, width=None if sys.stdout.isatty() else 120)
+    t0 = time.perf_counter()
+    predictor = load_predictor(args)
+    console.print(f"model: {describe_model(predictor.model_info)} (loaded in {time.perf_counter() - t0:.2f} s)")
+    for note in predictor.notes:
+        console.print(f"[yellow]note[/]: {note}")
+    try:
+        records = run_batch(predictor, videos, args, console)
+    finally:
+        predictor.close()
+    failed = sum(not r["ok"] for r in records)
+    if len(records) > 1:
+        console.print(f"{len(records) - failed} of {len(records)} videos predicted, {failed} failed")
+    if args.json:
+        write_json(args.json, predictor, records)
+    return EXIT_VIDEO_FAILED if failed else EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
