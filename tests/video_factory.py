@@ -81,6 +81,24 @@ def corrupt(src: str | Path, dst: str | Path, start: float = 0.25, stop: float =
     return Path(dst)
 
 
+def scramble_avi_frames(src: str | Path, dst: str | Path, seed: int = 0) -> Path:
+    """Copy an AVI with every video chunk's payload replaced by noise: intact structure, no decodable frame."""
+    data = bytearray(Path(src).read_bytes())
+    rng = np.random.default_rng(seed)
+    pos, chunks = data.find(b"movi"), 0
+    while (pos := data.find(b"00dc", pos + 4)) >= 0:
+        size = struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        if size == 0 or pos + 8 + size > len(data):
+            continue
+        data[pos + 8:pos + 8 + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        pos += 8 + size
+        chunks += 1
+    if chunks == 0:
+        raise ValueError(f"{src} has no video chunks")
+    Path(dst).write_bytes(bytes(data))
+    return Path(dst)
+
+
 def replace_avi_codec(src: str | Path, dst: str | Path, fourcc: bytes = b"ZZZZ") -> Path:
     """Copy an MJPG AVI with its codec FourCC (strh handler and strf compression) replaced."""
     data = Path(src).read_bytes()

@@ -340,10 +340,14 @@ def _open_error(path: Path) -> VideoError:
             head = f.read(12)
         return VideoError("not-a-video", path, f"not a video: its content (starting {head!r}) is no container "
                           "FFmpeg recognises; pass a video file (mp4, mov, avi, mkv, webm, ...)")
-    if container == "MP4/MOV" and not _has_mp4_index(path):
+    boxes = _mp4_top_boxes(path) if container == "MP4/MOV" else {}
+    if container == "MP4/MOV" and b"moov" not in boxes:
         return VideoError("truncated", path, "the MP4/MOV file has no 'moov' index box: it is truncated (an "
                           "interrupted download or recording that never wrote its index); download or record "
                           "it again")
+    if container == "MP4/MOV" and not boxes.get(b"mdat"):
+        return VideoError("no-frames", path, "the MP4/MOV file holds no media data ('mdat' is empty): it contains "
+                          "no video frames; record or export the video again")
     codec = _avi_codec(path) if container == "AVI" else None
     if codec:
         return VideoError("unsupported-codec", path, f"OpenCV's FFmpeg cannot open this {container} file's video "
@@ -369,23 +373,25 @@ def _too_large(path: Path, width: int, height: int, max_pixels: int) -> VideoErr
                       "`ffmpeg -i IN -vf scale=-2:1080 OUT.mp4`")
 
 
-def _has_mp4_index(path: Path) -> bool:
-    """True if a top-level ``moov`` box exists (walking box headers only)."""
+def _mp4_top_boxes(path: Path) -> dict[bytes, int]:
+    """Payload bytes per top-level ISO-BMFF box type (summed), walking box headers only."""
     size = path.stat().st_size
+    boxes: dict[bytes, int] = {}
     with open(path, "rb") as f:
         pos = 0
         while pos + 8 <= size:
             f.seek(pos)
             header = f.read(16)
-            box_size, box_type = int.from_bytes(header[:4], "big"), header[4:8]
-            if box_type == b"moov":
-                return True
+            box_size, box_type, header_size = int.from_bytes(header[:4], "big"), header[4:8], 8
             if box_size == 1 and len(header) == 16:
-                box_size = int.from_bytes(header[8:16], "big")
-            if box_size < 8:
-                return False
+                box_size, header_size = int.from_bytes(header[8:16], "big"), 16
+            elif box_size == 0:
+                box_size = size - pos
+            if box_size < header_size:
+                break
+            boxes[box_type] = boxes.get(box_type, 0) + min(box_size, size - pos) - header_size
             pos += box_size
-    return False
+    return boxes
 
 
 def _avi_codec(path: Path) -> str | None:
