@@ -1,0 +1,161 @@
+"""CoreML path: ``torch.export`` → ``run_decompositions({})`` → ``coremltools.convert`` → ML Program.
+
+CoreML models convert anywhere but run only on macOS. On Linux the saved
+``.mlpackage`` is validated by reading its spec back (inputs, outputs, op list,
+precision per op); the parity record then says the runtime check was not run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vmf_deploy.export.errors import ExportError, exporter_failure
+from vmf_deploy.export.targets import INPUT_NAME, OUTPUT_NAME
+
+# MIL protobuf DataType values of the op outputs we count (coremltools/proto/MIL.proto).
+_MIL_FLOAT16, _MIL_FLOAT32 = 10, 11
+
+
+def coreml_runs_here() -> bool:
+    """True where the Core ML runtime exists (macOS)."""
+    return sys.platform == "darwin"
+
+
+@contextlib.contextmanager
+def _quiet_coremltools():
+    """Hide coremltools' tqdm progress bars and its import-time notices."""
+    previous = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = previous
+
+
+def import_coremltools():
+    """Import coremltools (slow, ~10 s) without its console noise."""
+    with _quiet_coremltools():
+        import coremltools as ct
+    return ct
+
+
+def capture(model: torch.nn.Module, input_shape: tuple[int, ...], recipe_path: Path) -> torch.export.ExportedProgram:
+    """``torch.export`` at the static ``input_shape``, decomposed to the core ATen set coremltools reads."""
+    try:
+        with torch.no_grad():
+            program = torch.export.export(model, (torch.zeros(input_shape),))
+            return program.run_decompositions({})
+    except Exception as e:  # torch.export raises many types (UserError, Unsupported, ...)
+        raise exporter_failure("coreml", e, f"{recipe_path} [coreml]") from None
+
+
+def nodes_in_modules(program: torch.export.ExportedProgram, class_names: list[str]) -> set[str]:
+    """Names of graph nodes traced inside a module whose class name contains one of ``class_names``."""
+    keep = set()
+    for node in program.graph.nodes:
+        for _path, cls in (node.meta.get("nn_module_stack") or {}).values():
+            name = cls.__name__ if isinstance(cls, type) else str(cls).rsplit(".", 1)[-1]
+            if any(c in name for c in class_names):
+                keep.add(node.name)
+                break
+    return keep
+
+
+def convert(program: torch.export.ExportedProgram, input_shape: tuple[int, ...], options: dict[str, Any],
+            precision: str, recipe_path: Path) -> tuple[Any, int]:
+    """Convert to an ML Program; return the MLModel and how many ops were kept fp32 under fp16.
+
+    Under ``precision="fp16"`` every op traced inside a ``[coreml].fp32_modules`` class stays fp32
+    (coremltools' ``FP16ComputePrecision(op_selector=...)``), everything else is cast to fp16.
+    """
+    ct = import_coremltools()
+    kept_fp32 = 0
+    if precision == "fp16":
+        keep = nodes_in_modules(program, options["fp32_modules"])
+        if options["fp32_modules"] and not keep:
+            raise ExportError(f"no op of the model was traced inside {options['fp32_modules']} "
+                              f"([coreml].fp32_modules in {recipe_path}), so nothing would stay fp32; "
+                              "fix the class names or set fp32_modules = [] to run every op in fp16")
+        kept = []
+
+        def stays_fp16(op: Any) -> bool:
+            if op.name in keep:
+                kept.append(op.name)
+                return False
+            return True
+
+        compute_precision = ct.transform.FP16ComputePrecision(op_selector=stays_fp16)
+    else:
+        compute_precision = ct.precision.FLOAT32
+    try:
+        with _quiet_coremltools():
+            mlmodel = ct.convert(
+                program,
+                inputs=[ct.TensorType(name=INPUT_NAME, shape=tuple(input_shape))],
+                outputs=[ct.TensorType(name=OUTPUT_NAME)],
+                convert_to=options["convert_to"],
+                minimum_deployment_target=getattr(ct.target, options["minimum_deployment_target"]),
+                compute_units=getattr(ct.ComputeUnit, options["compute_units"]),
+                compute_precision=compute_precision,
+            )
+    except Exception as e:  # coremltools raises NotImplementedError, ValueError, RuntimeError, ...
+        raise exporter_failure("coreml", e, f"{recipe_path} [coreml].minimum_deployment_target") from None
+    if precision == "fp16":
+        kept_fp32 = len(set(kept))
+    return mlmodel, kept_fp32
+
+
+def save_mlpackage(mlmodel: Any, path: Path) -> None:
+    """Write the ``.mlpackage`` directory."""
+    with _quiet_coremltools():
+        mlmodel.save(str(path))
+
+
+def _shape(feature: Any) -> list[int]:
+    return [int(d) for d in feature.type.multiArrayType.shape]
+
+
+def validate_mlpackage(path: Path, input_shape: tuple[int, ...], num_classes: int) -> dict[str, Any]:
+    """Read the saved package's spec back (no Core ML runtime needed) and check its contract.
+
+    Checks: an ML Program with one input ``video`` of ``input_shape`` and one output ``logits``
+    of ``(1, num_classes)``. Returns the op counts (``const`` excluded) and how many op outputs
+    are fp16 and fp32.
+    """
+    ct = import_coremltools()
+    try:
+        with _quiet_coremltools():
+            spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+    except Exception as e:  # a corrupt package raises from protobuf or the loader
+        raise ExportError(f"the saved {path.name} cannot be read back by coremltools ({e})") from None
+    if spec.WhichOneof("Type") != "mlProgram":
+        raise ExportError(f"{path.name} is a {spec.WhichOneof('Type')}, not an ML Program")
+    inputs = [(f.name, _shape(f)) for f in spec.description.input]
+    outputs = [(f.name, _shape(f)) for f in spec.description.output]
+    want_in, want_out = [(INPUT_NAME, list(input_shape))], [(OUTPUT_NAME, [input_shape[0], num_classes])]
+    if inputs != want_in or outputs != want_out:
+        raise ExportError(f"{path.name} has inputs {inputs} and outputs {outputs}; expected {want_in} and {want_out}")
+    ops: Counter[str] = Counter()
+    dtypes: Counter[str] = Counter()
+    for function in spec.mlProgram.functions.values():
+        for block in function.block_specializations.values():
+            for op in block.operations:
+                if op.type == "const":
+                    continue
+                ops[op.type] += 1
+                for out in op.outputs:
+                    dt = out.type.tensorType.dataType
+                    dtypes["fp16" if dt == _MIL_FLOAT16 else "fp32" if dt == _MIL_FLOAT32 else "other"] += 1
+    return {"nodes": sum(ops.values()), "op_types": dict(ops.most_common()), "output_dtypes": dict(dtypes)}

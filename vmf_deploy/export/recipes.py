@@ -1,0 +1,218 @@
+"""Export recipes: one declarative TOML file per target under the repository's ``export/`` folder.
+
+A recipe has three parts::
+
+    target = "onnx"                 # which --target it is for
+    [onnx]                          # the target's own options (table named after the target)
+    opset = 18
+    [parity]                        # how the parity gate runs and what it accepts
+    runtime = "onnxruntime-cpu"
+    seeds = [0, 1, 2]
+    [parity.tolerance.fp32]         # one table per precision the recipe supports
+    max_rel_error = 1e-4
+    min_top1_agreement = 1.0
+
+Every key is validated here, and an error names the file and the key. The target
+tables of ``onnx`` and ``coreml`` are checked against :data:`TARGET_KEYS`; the
+``executorch`` table is validated by the ExecuTorch lowering itself.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import vmf_deploy
+from vmf_deploy.export.errors import ExportError
+from vmf_deploy.export.targets import Target
+from vmf_deploy.parity import ParityTolerance
+
+RECIPES_DIR = Path(vmf_deploy.__file__).resolve().parent.parent / "export"
+"""The repository's ``export/`` folder holding the default recipes."""
+
+MIN_PARITY_SEEDS = 3
+
+Check = Callable[[Any], bool]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _one_of(*values: str) -> tuple[Check, str]:
+    return (lambda v: v in values), "one of " + ", ".join(repr(x) for x in values)
+
+
+def _int_range(lo: int, hi: int) -> tuple[Check, str]:
+    return (lambda v: _is_int(v) and lo <= v <= hi), f"an integer from {lo} to {hi}"
+
+
+def _str_list() -> tuple[Check, str]:
+    return (lambda v: isinstance(v, list) and all(isinstance(x, str) and x for x in v)), "a list of strings"
+
+
+_BOOL: tuple[Check, str] = (_is_bool, "true or false")
+
+COREML_DEPLOYMENT_TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18", "macOS12", "macOS13", "macOS14", "macOS15")
+COREML_COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
+
+TARGET_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
+    "onnx": {
+        "opset": _int_range(18, 28),
+        "simplify": _BOOL,
+        "check": _BOOL,
+    },
+    "coreml": {
+        "convert_to": _one_of("mlprogram"),
+        "minimum_deployment_target": _one_of(*COREML_DEPLOYMENT_TARGETS),
+        "compute_units": _one_of(*COREML_COMPUTE_UNITS),
+        "compute_precision": _one_of("fp32", "fp16"),
+        "fp32_modules": _str_list(),
+    },
+}
+"""Allowed keys of each target's table: key → (check, what a valid value is)."""
+
+TOLERANCE_KEYS: dict[str, tuple[Check, str]] = {
+    "max_rel_error": ((lambda v: isinstance(v, (int, float)) and not _is_bool(v) and 0 <= v < math.inf),
+                      "a finite number >= 0"),
+    "min_top1_agreement": ((lambda v: isinstance(v, (int, float)) and not _is_bool(v) and 0 <= v <= 1),
+                           "a number from 0 to 1"),
+    "min_cosine": ((lambda v: isinstance(v, (int, float)) and not _is_bool(v) and -1 <= v <= 1),
+                   "a number from -1 to 1"),
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A validated recipe.
+
+    Attributes:
+        path: the file it was read from.
+        target: the target it is for.
+        options: the target's table (e.g. ``opset``), as written.
+        runtime: the runner backend the parity gate uses.
+        seeds: seeds of the parity clips (at least three).
+        tolerances: precision → the tolerance the gate applies at that precision.
+        data: the whole file as loaded (recorded in the manifest).
+    """
+
+    path: Path
+    target: str
+    options: dict[str, Any]
+    runtime: str
+    seeds: tuple[int, ...]
+    tolerances: dict[str, ParityTolerance] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def tolerance(self, precision: str) -> ParityTolerance:
+        """The gate's tolerance at ``precision`` (ExportError naming the missing table)."""
+        if precision not in self.tolerances:
+            raise ExportError(
+                f"recipe {self.path} has no [parity.tolerance.{precision}] table, so a {precision} {self.target} "
+                f"export has nothing to be checked against; add that table (keys: {', '.join(TOLERANCE_KEYS)}) "
+                f"or export with --precision {', '.join(self.tolerances) or 'fp32'}")
+        return self.tolerances[precision]
+
+    def tolerance_key(self, precision: str) -> str:
+        """Where the tolerance of ``precision`` lives, for error messages (``file [table]``)."""
+        return f"{self.path} [parity.tolerance.{precision}]"
+
+
+def default_recipe_path(target: Target) -> Path:
+    """The default recipe file of ``target``."""
+    return RECIPES_DIR / target.recipe_file
+
+
+def load_recipe(target: Target, path: str | Path | None = None) -> Recipe:
+    """Read and validate the recipe of ``target`` (its default file, or ``path`` from ``--recipe``)."""
+    path = Path(path) if path is not None else default_recipe_path(target)
+    if not path.is_file():
+        hint = ("pass an existing file to --recipe" if path != default_recipe_path(target) else
+                f"the default recipes live in {RECIPES_DIR}; restore {target.recipe_file} from the repository "
+                "or pass --recipe FILE")
+        raise ExportError(f"recipe {path} for target {target.name!r} not found: {hint}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ExportError(f"recipe {path} is not valid TOML ({e}); fix the file or pass another with --recipe") from None
+    return validate_recipe(data, target, path)
+
+
+def validate_recipe(data: dict[str, Any], target: Target, path: Path) -> Recipe:
+    """Check a loaded recipe dict for ``target``; every error names ``path`` and the key."""
+
+    def bad(key: str, problem: str) -> ExportError:
+        return ExportError(f"recipe {path}: {key} {problem}; edit the file or pass another with --recipe")
+
+    if data.get("target") != target.name:
+        raise bad("target", f"is {data.get('target')!r} but this export is for target {target.name!r} "
+                            f"(set target = \"{target.name}\")")
+    unknown = sorted(set(data) - {"target", target.name, "parity"})
+    if unknown:
+        raise bad(f"{unknown}", f"are not recipe keys (allowed: target, [{target.name}], [parity])")
+    options = data.get(target.name, {})
+    if not isinstance(options, dict):
+        raise bad(f"[{target.name}]", "must be a table")
+    spec = TARGET_KEYS.get(target.name)  # None: the target's lowering validates its own table
+    if spec is not None:
+        for key, value in options.items():
+            if key not in spec:
+                raise bad(f"[{target.name}].{key}", f"is not a known key (known: {', '.join(spec)})")
+            check, expected = spec[key]
+            if not check(value):
+                raise bad(f"[{target.name}].{key}", f"must be {expected}, got {value!r}")
+        missing = sorted(set(spec) - set(options))
+        if missing:
+            raise bad(f"[{target.name}]", f"lacks {missing}")
+
+    parity = data.get("parity")
+    if not isinstance(parity, dict):
+        raise bad("[parity]", "is missing (it needs runtime, seeds and [parity.tolerance.<precision>] tables)")
+    unknown = sorted(set(parity) - {"runtime", "seeds", "tolerance"})
+    if unknown:
+        raise bad(f"[parity] keys {unknown}", "are unknown (allowed: runtime, seeds, tolerance)")
+    runtime = parity.get("runtime")
+    from vmf_deploy.runners import BACKENDS
+
+    if runtime not in BACKENDS:
+        raise bad("[parity].runtime", f"must be one of {', '.join(BACKENDS)}, got {runtime!r}")
+    seeds = parity.get("seeds")
+    if (not isinstance(seeds, list) or len(seeds) < MIN_PARITY_SEEDS or len(set(seeds)) != len(seeds)
+            or not all(_is_int(s) and s >= 0 for s in seeds)):
+        raise bad("[parity].seeds", f"must be a list of at least {MIN_PARITY_SEEDS} distinct integers >= 0, "
+                                    f"got {seeds!r}")
+    tables = parity.get("tolerance")
+    if not isinstance(tables, dict) or not tables:
+        raise bad("[parity.tolerance]", "must hold one table per precision, e.g. [parity.tolerance.fp32]")
+    tolerances = {}
+    for precision, table in tables.items():
+        key = f"[parity.tolerance.{precision}]"
+        if precision not in target.precisions:
+            raise bad(key, f"names a precision target {target.name!r} cannot produce "
+                           f"(it can: {', '.join(target.precisions)})")
+        if not isinstance(table, dict):
+            raise bad(key, "must be a table")
+        for name, value in table.items():
+            if name not in TOLERANCE_KEYS:
+                raise bad(f"{key}.{name}", f"is not a tolerance key (known: {', '.join(TOLERANCE_KEYS)})")
+            check, expected = TOLERANCE_KEYS[name]
+            if not check(value):
+                raise bad(f"{key}.{name}", f"must be {expected}, got {value!r}")
+        if "max_rel_error" not in table or "min_top1_agreement" not in table:
+            raise bad(key, "needs max_rel_error and min_top1_agreement")
+        tolerances[precision] = ParityTolerance(**{k: float(v) for k, v in table.items()})
+    recipe = Recipe(path=path, target=target.name, options=dict(options), runtime=runtime, seeds=tuple(seeds),
+                    tolerances=tolerances, data=data)
+    if spec is None and target.name == "executorch":
+        from vmf_deploy.export.executorch_export import executorch_options
+
+        executorch_options(recipe)
+    return recipe
