@@ -1,0 +1,122 @@
+"""Description of the machine a benchmark ran on: CPU model, cores, ISA flags, memory, library versions."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import socket
+from pathlib import Path
+
+# ISA extensions that decide which kernels the runtimes pick (reported when the CPU has them).
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+             "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
+             "neon", "asimd", "asimddp", "asimdhp", "sve", "sve2", "i8mm", "bf16")
+LIBRARIES = ("vmf-deploy", "torch", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "executorch", "coremltools")
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor block of /proc/cpuinfo (Linux/Android), else empty."""
+    path = Path("/proc/cpuinfo")
+    if not path.is_file():
+        return {}
+    info: dict[str, str] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.strip():
+            if info:
+                break
+            continue
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    return info
+
+
+def cpu_model() -> str:
+    """Human-readable CPU model name."""
+    info = _cpuinfo()
+    for key in ("model name", "Hardware", "Processor"):
+        if info.get(key):
+            return info[key]
+    if platform.system() == "Darwin":
+        import subprocess
+
+        out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    return platform.processor() or platform.machine()
+
+
+def isa_flags() -> list[str]:
+    """The ISA extensions of :data:`ISA_FLAGS` this CPU reports (Linux /proc/cpuinfo flags)."""
+    info = _cpuinfo()
+    flags = set((info.get("flags") or info.get("Features") or "").split())
+    return [f for f in ISA_FLAGS if f in flags]
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the packages that produce or run the measured artifacts."""
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name.replace("-", "_")] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def cuda_device() -> str | None:
+    """Name of the first CUDA device visible to PyTorch, or None."""
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except Exception:  # a broken CUDA install must not break the machine description
+        return None
+
+
+def physical_cores() -> int | None:
+    """Physical core count (psutil), or None when it cannot be told."""
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False)
+    except ImportError:
+        return None
+
+
+def memory_bytes() -> int | None:
+    """Total physical memory in bytes."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except ImportError:
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError):
+            return None
+
+
+def host_device_info() -> dict:
+    """The ``device`` object of a results document for this machine."""
+    return {
+        "name": socket.gethostname(),
+        "kind": "host",
+        "os": platform.platform(),
+        "arch": platform.machine(),
+        "cpu_model": cpu_model(),
+        "physical_cores": physical_cores(),
+        "logical_cores": os.cpu_count() or 1,
+        "isa_flags": isa_flags(),
+        "memory_bytes": memory_bytes(),
+        "gpu": cuda_device(),
+        "libraries": library_versions(),
+    }
+
+
+def describe(device: dict) -> str:
+    """One line for tables and docs: CPU, cores, ISA, memory."""
+    mem = f", {device['memory_bytes'] / 2**30:.0f} GiB" if device.get("memory_bytes") else ""
+    isa = f", {'/'.join(device['isa_flags'])}" if device.get("isa_flags") else ""
+    gpu = f", GPU {device['gpu']}" if device.get("gpu") else ""
+    return f"{device['cpu_model']} ({device['logical_cores']} logical cores{isa}{mem}{gpu}), {device['os']}"

@@ -1,0 +1,98 @@
+"""Per-op time breakdown of one backend: onnxruntime's profiler, PyTorch's profiler.
+
+Each profiler runs in a separate pass after the timed runs (profiling perturbs timing) and
+is aggregated by op type into ``{"source", "file", "ops": [{"op", "total_ms", "calls",
+"share"}]}``, sorted by time, per clip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+
+class ProfileUnavailable(RuntimeError):
+    """This backend has no per-op profiler wired into vmf-bench; the message says why."""
+
+
+def aggregate(times_us: dict[str, float], calls: dict[str, int], runs: int) -> list[dict]:
+    """Per-clip totals per op type, sorted by time, with each op's share of the total."""
+    total = sum(times_us.values()) or 1.0
+    rows = [{"op": op, "total_ms": t / 1e3 / runs, "calls": calls[op] // runs, "share": t / total}
+            for op, t in times_us.items()]
+    return sorted(rows, key=lambda r: -r["total_ms"])
+
+
+def onnxruntime_ops(trace: list[dict], runs: int) -> list[dict]:
+    """Aggregate an onnxruntime profiler trace (Chrome-trace JSON events) by op type.
+
+    Only kernel-time events of graph nodes count (``cat == "Node"``, name ending in
+    ``_kernel_time``); session setup and the first ``run`` are excluded by the caller's
+    ``runs`` (the trace covers exactly ``runs`` runs).
+    """
+    times: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    for ev in trace:
+        if ev.get("cat") == "Node" and str(ev.get("name", "")).endswith("_kernel_time"):
+            op = ev.get("args", {}).get("op_name", "?")
+            times[op] += float(ev.get("dur", 0))
+            calls[op] += 1
+    return aggregate(times, calls, runs)
+
+
+def profile_onnxruntime(runner, clip: np.ndarray, runs: int, out_dir: Path, artifact: Path) -> dict:  # noqa: ANN001
+    """Run ``runs`` clips in a profiling session with the runner's own options and providers."""
+    import onnxruntime as ort
+
+    opts = runner.session_options()
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(out_dir / "onnxruntime_profile")
+    session = ort.InferenceSession(str(artifact), opts, providers=runner.providers)
+    name = session.get_inputs()[0].name
+    session.run(None, {name: clip})  # warm-up, excluded below
+    for _ in range(runs):
+        session.run(None, {name: clip})
+    trace_file = Path(session.end_profiling())
+    trace = json.loads(trace_file.read_text())
+    # keep only the timed runs: drop the events of the warm-up run
+    run_starts = sorted(ev["ts"] for ev in trace if ev.get("name") == "model_run")
+    cutoff = run_starts[1] if len(run_starts) > runs else 0
+    trace = [ev for ev in trace if ev.get("ts", 0) >= cutoff]
+    return {"source": f"onnxruntime {ort.__version__} profiler", "file": str(trace_file),
+            "ops": onnxruntime_ops(trace, runs)}
+
+
+def profile_torch(model, clip: np.ndarray, runs: int, out_dir: Path) -> dict:  # noqa: ANN001
+    """PyTorch profiler over ``runs`` eager forward passes, aggregated by aten op (self time)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    x = torch.from_numpy(clip)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if next(model.parameters()).is_cuda else [])
+    if next(model.parameters()).is_cuda:
+        x = x.cuda()
+    with torch.inference_mode():
+        model(x)
+        with profile(activities=activities) as prof:
+            for _ in range(runs):
+                model(x)
+    trace_file = out_dir / "torch_profile.json"
+    prof.export_chrome_trace(str(trace_file))
+    times = {e.key: float(e.self_cpu_time_total) for e in prof.key_averages() if e.self_cpu_time_total > 0}
+    calls = {e.key: int(e.count) for e in prof.key_averages()}
+    return {"source": f"torch {torch.__version__} profiler (self CPU time)", "file": str(trace_file),
+            "ops": aggregate(times, calls, runs)}
+
+
+def profile_runner(runner, clip: np.ndarray, runs: int, out_dir: Path, artifact: Path | None = None) -> dict:  # noqa: ANN001
+    """Per-op breakdown for the runner's backend (raises :class:`ProfileUnavailable` if none is wired)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if hasattr(runner, "session_options") and hasattr(runner, "providers") and artifact is not None:
+        return profile_onnxruntime(runner, clip, runs, out_dir, artifact)
+    model = getattr(runner, "model", None)
+    if model is not None and hasattr(model, "named_modules"):
+        return profile_torch(model, clip, runs, out_dir)
+    raise ProfileUnavailable(f"no per-op profiler for backend {runner.name} in vmf-bench")
