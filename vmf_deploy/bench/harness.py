@@ -255,7 +255,7 @@ class Harness:
 
 def build_document(results: list[dict], settings: BenchSettings, device: dict, command: str = "") -> dict:
     """A validated ``vmf-deploy/bench`` document from results measured on ``device``."""
-    records = [rec for r in results for rec in schema.records_for(r, device)]
+    records = [rec for r in results for rec in schema.records_for(r, r.get("device_info", device))]
     doc = {"schema": schema.SCHEMA, "schema_version": schema.SCHEMA_VERSION,
            "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
            "tool": {"name": "vmf-bench", "version": __version__, "command": command},

@@ -96,6 +96,7 @@ RESULT_SCHEMA: dict = {
         "peer": {"type": "boolean"},
         "status": {"type": "string", "pattern": STATUS_PATTERN},
         "device": {"type": "string"},
+        "device_info": DEVICE_SCHEMA,
         "input_shape": {"anyOf": [{"type": "null"},
                                   {"type": "array", "items": {"type": "integer", "minimum": 1},
                                    "minItems": 5, "maxItems": 5}]},
