@@ -67,6 +67,11 @@ def expand_videos(args: list[str]) -> list[str]:
 
 def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Reject option combinations that do not make sense, with the fix."""
+    from ..models import list_models
+    from ..models.registry import unknown_model_error
+
+    if args.variant and args.variant not in list_models():
+        parser.error(str(unknown_model_error(args.variant)))
     if args.variant and args.backend not in (None, "torch-cpu"):
         parser.error(f"--variant runs eager PyTorch (torch-cpu); to use {args.backend}, export first "
                      f"(vmf-export --variant {args.variant} ...) and pass --artifact")
