@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -34,10 +36,16 @@ def _quiet_coremltools():
     """Hide coremltools' tqdm progress bars and its import-time notices."""
     previous = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"
+    pytree_log = logging.getLogger("torch.utils._pytree")  # torchao's import-time deprecation notice
+    level = pytree_log.level
+    pytree_log.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             yield
     finally:
+        pytree_log.setLevel(level)
         if previous is None:
             os.environ.pop("TQDM_DISABLE", None)
         else:
@@ -54,7 +62,8 @@ def import_coremltools():
 def capture(model: torch.nn.Module, input_shape: tuple[int, ...], recipe_path: Path) -> torch.export.ExportedProgram:
     """``torch.export`` at the static ``input_shape``, decomposed to the core ATen set coremltools reads."""
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pytree deprecation notices from torch.export
             program = torch.export.export(model, (torch.zeros(input_shape),))
             return program.run_decompositions({})
     except Exception as e:  # torch.export raises many types (UserError, Unsupported, ...)

@@ -75,6 +75,16 @@ def simplify_onnx(proto: Any, recipe_path: Path):
     return simplified
 
 
+def prune_unused(proto: Any):
+    """Drop nodes and initializers no output depends on (what a graph rewrite leaves behind), with onnx-ir."""
+    import onnx_ir as ir
+    from onnx_ir.passes.common import RemoveUnusedNodesPass
+
+    model = ir.serde.deserialize_model(proto)
+    RemoveUnusedNodesPass()(model)
+    return ir.serde.serialize_model(model)
+
+
 def check_onnx(proto: Any) -> None:
     """``onnx.checker`` with full type/shape inference, and the input/output contract of the manifest."""
     import onnx

@@ -151,6 +151,7 @@ def _lower_onnx(model: torch.nn.Module, shape: tuple[int, ...], recipe: Recipe, 
             proto = onnx_export.simplify_onnx(proto, recipe.path)
     with steps("rewrite"):
         proto, applied_onnx = run_rewrites("onnx", "onnx", proto, fuse=fuse)
+        proto = onnx_export.prune_unused(proto)
     if options["check"]:
         with steps("check"):
             onnx_export.check_onnx(proto)

@@ -1,0 +1,170 @@
+"""``vmf-export``: export Video Mobile-Former to ONNX, ExecuTorch (XNNPACK) or CoreML, gated on parity.
+
+Each artifact is written with ``<artifact>.manifest.json`` and the label file beside it,
+only after it ran in its runtime and matched PyTorch fp32 within the recipe's tolerance.
+Without --checkpoint the deterministic seeded init (seed 0) is exported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # heavy imports (torch, exporters) happen after argument parsing
+    from rich.console import Console
+
+    from vmf_deploy.export.pipeline import ExportResult
+
+PROG = "vmf-export"
+TARGET_CHOICES = ("onnx", "executorch", "coreml", "all")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (stdlib only, so ``--help`` is instant)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  vmf-export --variant 560m --target coreml\n"
+               "  vmf-export --variant all --target all --frames 16 --out artifacts\n"
+               "  vmf-export --variant 1g --target onnx --checkpoint 1g.safetensors --force\n"
+               "recipes: export/<target>.toml (see docs/export.md)")
+    parser.add_argument("--variant", required=True,
+                        help="registry name (560m, 1g, 2g, 5g, mobile3d-*, ... see vmf-info) or 'all'")
+    parser.add_argument("--target", required=True, choices=TARGET_CHOICES, help="export target, or 'all'")
+    parser.add_argument("--checkpoint", type=Path, help="a vmf-deploy checkpoint (.safetensors) of --variant; "
+                                                        "default: the deterministic seeded init (seed 0)")
+    parser.add_argument("--out", type=Path, default=Path("artifacts"), help="output directory (default: artifacts)")
+    parser.add_argument("--frames", type=int, help="clip length of the exported input (default: the variant's)")
+    parser.add_argument("--precision", choices=("fp32", "fp16"),
+                        help="compute precision (fp16: coreml only); default: the recipe's")
+    parser.add_argument("--recipe", type=Path, help="recipe file instead of export/<target>.toml "
+                                                    "(one target at a time)")
+    parser.add_argument("--no-fuse", action="store_true", help="apply only the rewrites a target requires")
+    parser.add_argument("--force", action="store_true", help="overwrite existing artifacts")
+    return parser
+
+
+def _human_size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _parity_cell(manifest: dict) -> str:
+    parity = manifest["parity"]
+    metrics = parity["metrics"]
+    if metrics is None:
+        return parity["status"]
+    return (f"{parity['status']} (rel {metrics['max_rel_error']:.1e}, "
+            f"top-1 {metrics['top1_agreement']:.0%}, {metrics['clips']} clips)")
+
+
+def _delegation_cell(manifest: dict) -> str:
+    d = manifest["export"]["delegation"]
+    if not d:
+        return "—"
+    return f"{d['compute_ops_delegated_pct']:.0f}% compute, {d['portable_ops']} portable ops"
+
+
+def _export_one(console: Console, variant: str, target: str, args: argparse.Namespace) -> ExportResult:
+    """Run one export with a spinner for the current step and a line per finished step."""
+    from vmf_deploy.export.pipeline import export_model
+
+    console.print(f"[bold]{variant} → {target}[/bold]")
+    status = console.status("")
+    status.start()
+
+    def progress(step: str, seconds: float | None) -> None:
+        if seconds is None:
+            status.update(f"  {step} …")
+        else:
+            console.print(f"  [green]✓[/green] {step:<10} {seconds:7.2f} s")
+
+    try:
+        return export_model(variant, target, args.out, checkpoint=args.checkpoint, frames=args.frames,
+                            precision=args.precision, recipe_path=args.recipe, fuse=not args.no_fuse,
+                            force=args.force, progress=progress)
+    finally:
+        status.stop()
+
+
+def _summary(console: Console, rows: list[tuple[str, str, ExportResult | str]]) -> None:
+    from rich.table import Table
+
+    table = Table(title="vmf-export")
+    for col in ("variant", "target", "artifact", "size", "parity", "delegation", "time"):
+        table.add_column(col, justify="right" if col in ("size", "time") else "left")
+    for variant, target, result in rows:
+        if isinstance(result, str):
+            table.add_row(variant, target, "[red]failed[/red]", "—", result, "—", "—")
+            continue
+        m = result.manifest
+        table.add_row(variant, target, result.artifact.name, _human_size(m["artifact"]["size_bytes"]),
+                      _parity_cell(m), _delegation_cell(m), f"{m['export']['export_seconds']:.1f} s")
+    console.print(table)
+    done = [r for _, _, r in rows if not isinstance(r, str)]
+    if done:
+        console.print(f"artifacts, manifests and {done[0].manifest['labels']['file']} are in {done[0].artifact.parent}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``vmf-export``: 0 when every requested export passed, 1 otherwise."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse
+        return int(e.code or 0)
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notices, not user errors
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    from rich.console import Console
+
+    from vmf_deploy.cli.common import resolve_variants
+    from vmf_deploy.export.errors import ExportError
+    from vmf_deploy.export.targets import resolve_targets
+    from vmf_deploy.models import ConfigError
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def error(message: str) -> int:
+        err.print(f"{PROG}: error: {message}", markup=False)
+        return 1
+
+    try:
+        variants = resolve_variants([args.variant])
+    except ConfigError as e:
+        return error(str(e))
+    targets = [t.name for t in resolve_targets(args.target)]
+    if args.checkpoint is not None and len(variants) > 1:
+        return error("--checkpoint holds one variant: pass --variant NAME with it, not 'all'")
+    if args.recipe is not None and len(targets) > 1:
+        return error("--recipe is the recipe of one target: pass --target NAME with it, not 'all'")
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    if args.checkpoint is None:
+        console.print("note: no --checkpoint given: exporting the deterministic seeded init (seed 0), "
+                      "whose predictions are meaningless; the manifest records source kind 'seeded-init'.")
+    rows: list[tuple[str, str, ExportResult | str]] = []
+    started = time.perf_counter()
+    for variant in variants:
+        for target in targets:
+            try:
+                rows.append((variant, target, _export_one(console, variant, target, args)))
+            except ExportError as e:
+                error(str(e))
+                rows.append((variant, target, "failed"))
+            except Exception as e:  # a bug, not a user error: still one paragraph, no traceback
+                error(f"unexpected {type(e).__name__} while exporting {variant} to {target}: {e}. This is a bug "
+                      "in vmf-export: please report it with the command line you ran.")
+                rows.append((variant, target, "failed"))
+    _summary(console, rows)
+    failed = sum(isinstance(r, str) for _, _, r in rows)
+    console.print(f"{len(rows) - failed} of {len(rows)} export(s) passed in {time.perf_counter() - started:.1f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
