@@ -13,6 +13,11 @@ from .base import Rewrite, RewriteResult
 
 REWRITES: list[str] = [
     # entries are added by the rewrite files' authors, e.g. "conv3d_to_conv2d:Conv3dToConv2d"
+    # fusions (helper C): module fusions run before fold_batchnorm / frames_to_batch, which convert their modules
+    "stem_fusion:StemConvFusion",
+    "dyrelu_fusion:DyReLUFusion",
+    "bridge_sdpa:BridgeSDPA",
+    "onnx_bridge_attention:OnnxBridgeAttention",
 ]
 
 

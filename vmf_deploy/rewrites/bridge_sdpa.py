@@ -1,0 +1,94 @@
+"""Bridges → ``torch.nn.functional.scaled_dot_product_attention`` (module stage, CoreML).
+
+coremltools maps ``scaled_dot_product_attention`` to Core ML's fused MIL op of the
+same name when the deployment target is iOS18 / macOS15 or newer (older targets get
+the matmul/softmax decomposition, the same arithmetic). The rewritten bridges compute
+exactly the attention of the originals (same scale, same head split) with the feature
+map's layout change written once as a transpose of the ``(B, h, c, N)`` view.
+
+ExecuTorch is deliberately not a target: XNNPACK in executorch 1.5.1 has no SDPA
+node visitor or partitioner config (only a pass that rebuilds SDPA from a
+masked-softmax pattern), so ``to_edge`` decomposes SDPA back into bmm/softmax, now
+with a transposed copy of the feature map that the frames layout (``frame_vmf.py``)
+avoids by computing ``kv @ attnᵀ`` and ``k @ x``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vmf_deploy.models.layers import FormerToMobile, MobileToFormer, group_frames
+
+from .base import Rewrite, RewriteResult
+
+
+class MobileToFormerSDPA(MobileToFormer):
+    """:class:`MobileToFormer` whose attention is one ``scaled_dot_product_attention``."""
+
+    def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Return the updated tokens ``(B, M_total, d)``."""
+        feats, toks = group_frames(x, tokens, self.per_frame)
+        b, c, n = feats.shape
+        m = toks.shape[1]
+        ch = c // self.heads
+        kv = feats.reshape(b, self.heads, ch, n).transpose(2, 3)  # (B, h, N, c)
+        q = self.to_q(toks).reshape(b, m, self.heads, ch).transpose(1, 2)  # (B, h, M, c)
+        out = F.scaled_dot_product_attention(q, kv, kv, scale=self.scale)  # (B, h, M, c)
+        out = out.transpose(1, 2).reshape(b, m, c)
+        out = out * (2.0 * F.hardsigmoid(self.gate(toks)))
+        toks = toks + self.proj(out)
+        return self.norm(toks.reshape(tokens.shape))
+
+
+class FormerToMobileSDPA(FormerToMobile):
+    """:class:`FormerToMobile` whose attention is one ``scaled_dot_product_attention``."""
+
+    def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Return the feature map plus what it read from the tokens."""
+        b0, c, t, h, w = x.shape
+        feats, toks = group_frames(x, tokens, self.per_frame)
+        b, _, n = feats.shape
+        m = toks.shape[1]
+        ch = c // self.heads
+        q = feats.reshape(b, self.heads, ch, n).transpose(2, 3)  # (B, h, N, c)
+        k = self.to_k(toks).reshape(b, m, self.heads, ch).transpose(1, 2)  # (B, h, M, c)
+        v = self.to_v(toks).reshape(b, m, self.heads, ch).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale).transpose(2, 3).reshape(b, c, n)
+        if self.per_frame:
+            out = out.reshape(b0, t, c, h, w).permute(0, 2, 1, 3, 4)
+        return x + out.reshape(b0, c, t, h, w)
+
+
+SDPA_FORMS = {MobileToFormer: MobileToFormerSDPA, FormerToMobile: FormerToMobileSDPA}
+
+
+def bridges_to_sdpa(model: nn.Module) -> int:
+    """Re-class every bridge of ``model`` (in place) to its SDPA form; return the count.
+
+    The SDPA forms are subclasses with the same parameters, so the swap only changes
+    ``forward``.
+    """
+    count = 0
+    for module in model.modules():
+        form = SDPA_FORMS.get(type(module))
+        if form is not None:
+            module.__class__ = form
+            count += 1
+    return count
+
+
+class BridgeSDPA(Rewrite):
+    """Module-stage rewrite: bridge attention → ``scaled_dot_product_attention`` (Core ML's fused op)."""
+
+    name = "bridge_sdpa"
+    stage = "module"
+    targets = ("coreml",)
+
+    def apply(self, obj: nn.Module) -> RewriteResult:
+        """Return a copy of ``obj`` whose bridges use SDPA, and how many were rewritten."""
+        model = copy.deepcopy(obj)
+        return RewriteResult(model, bridges_to_sdpa(model))

@@ -1,0 +1,77 @@
+"""Frames-layout (4D, ExecuTorch) forms of the fused modules, registered with ``frames_to_batch``.
+
+The ExecuTorch recipe first runs the module fusions (``stem_fusion``, ``dyrelu_fusion``)
+on the 5D model, then ``frames_to_batch`` rebuilds it in the ``(B*T, C, H, W)`` layout.
+This file teaches ``frames_to_batch`` the fused module types, so the two compose: the
+fused stem becomes one per-tap Conv2d stack, the fused DyReLUs keep ``relu(x) + a2·x``
+on frames. Ops are the XNNPACK-claimable ones ``frame_layers.py`` lists.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .dyrelu_fusion import FusedFrameDyReLU, FusedTokenDyReLU
+from .frames_to_batch import register_frame_converter
+from .stem_fusion import FusedStem
+
+
+class FrameFusedStem(nn.Module):
+    """:class:`FusedStem` on frames: its 5×3×3 conv as per-tap Conv2d sums, (folded) BN, ReLU."""
+
+    def __init__(self, conv: nn.Module, bn: nn.Module, act: nn.Module) -> None:
+        super().__init__()
+        self.conv, self.bn, self.act = conv, bn, act
+
+    def forward(self, x: torch.Tensor, batch: int) -> torch.Tensor:
+        """Frames ``(B*T, 3, H, W)`` → ``(B*T', C0, H/2, W/2)``."""
+        return self.act(self.bn(self.conv(x, batch), batch), batch)
+
+
+class FrameFusedDyReLU(nn.Module):
+    """:class:`FusedFrameDyReLU` on frames ``(B*T, C, H, W)``: ``relu(x) + a2·x``, per-frame slopes."""
+
+    def __init__(self, act: FusedFrameDyReLU) -> None:
+        super().__init__()
+        self.channels = act.channels
+        self.w_pool, self.token_fc = act.w_pool, act.token_fc
+        self.w_half0, self.w_half1 = act.w_half0, act.w_half1
+        self.b_half0 = nn.Parameter(act.b_half0.detach().reshape(-1), requires_grad=False)
+        self.b_half1 = nn.Parameter(act.b_half1.detach().reshape(-1), requires_grad=False)
+
+    def forward(self, x: torch.Tensor, token0: torch.Tensor, batch: int) -> torch.Tensor:
+        """Apply the fused dynamic ReLU; ``token0`` is ``(B, d)`` or ``(B, T, d)``."""
+        bt, c = x.shape[:2]
+        t = bt // batch
+        pooled = x.mean(dim=(2, 3), keepdim=True).reshape(bt, c)
+        tok = self.token_fc(token0)
+        tok = tok.reshape(batch, 1, -1) if tok.dim() == 2 else tok
+        hidden = F.relu((F.linear(pooled, self.w_pool).reshape(batch, t, -1) + tok).reshape(bt, -1))
+        a2 = (F.hardsigmoid(F.linear(hidden, self.w_half0, self.b_half0))
+              + F.hardsigmoid(F.linear(hidden, self.w_half1, self.b_half1)) - 1.0)
+        return F.relu(x) + a2.reshape(bt, c, 1, 1) * x
+
+
+class FrameFusedTokenDyReLU(nn.Module):
+    """:class:`FusedTokenDyReLU` on frames: the clip's slopes broadcast over its frames."""
+
+    def __init__(self, act: FusedTokenDyReLU) -> None:
+        super().__init__()
+        self.channels, self.fc1, self.half0, self.half1 = act.channels, act.fc1, act.half0, act.half1
+
+    def forward(self, x: torch.Tensor, token0: torch.Tensor, batch: int) -> torch.Tensor:
+        """Apply ``relu(x) + a2·x`` with slopes from token 0 (frame 0's token with per-frame tokens)."""
+        if token0.dim() == 3:
+            token0 = token0[:, 0:1].reshape(token0.shape[0], token0.shape[2])
+        bt, c, h, w = x.shape
+        hidden = F.relu(self.fc1(token0))
+        a2 = F.hardsigmoid(self.half0(hidden)) + F.hardsigmoid(self.half1(hidden)) - 1.0
+        frames = x.reshape(batch, bt // batch, c, h * w)
+        return (F.relu(frames) + a2.reshape(batch, 1, c, 1) * frames).reshape(bt, c, h, w)
+
+
+register_frame_converter(FusedStem)(lambda m, convert: FrameFusedStem(convert(m.conv), convert(m.bn), convert(m.act)))
+register_frame_converter(FusedFrameDyReLU)(lambda m, _: FrameFusedDyReLU(m))
+register_frame_converter(FusedTokenDyReLU)(lambda m, _: FrameFusedTokenDyReLU(m))
