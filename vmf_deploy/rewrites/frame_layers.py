@@ -1,0 +1,210 @@
+"""4D ("frames folded into the batch") equivalents of the 5D video layers.
+
+A clip ``(B, C, T, H, W)`` is carried as ``(B*T, C, H, W)`` (batch-major, then frame),
+so every spatial op is a plain 2D op and every tensor has rank <= 4: the form
+ExecuTorch's XNNPACK delegate accepts. Modules that mix frames take the clip batch
+``batch`` (a Python int, static under ``torch.export``) and derive the frame count
+from ``x.shape[0] // batch``.
+
+Every module here is built from its 5D original and computes the same function up
+to fp32 rounding (summation order). Ops are chosen from those the XNNPACK
+partitioner claims: conv2d, linear, bmm, add/mul/sub/maximum, hardtanh, softmax
+over the last dim, mean over dims (2, 3) of a 4D tensor with keepdim, permute,
+view, constant pad and unit-step slices.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def clip_to_frames(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, T, H, W)`` → ``(B*T, C, H, W)`` through a 4D permute."""
+    b, c, t, h, w = x.shape
+    return x.reshape(b, c, t, h * w).permute(0, 2, 1, 3).reshape(b * t, c, h, w)
+
+
+def frames_to_clip(x: torch.Tensor, batch: int) -> torch.Tensor:
+    """``(B*T, C, H, W)`` → ``(B, C, T, H, W)`` (for tests and debugging; not used in exported graphs)."""
+    bt, c, h, w = x.shape
+    return x.reshape(batch, bt // batch, c, h, w).permute(0, 2, 1, 3, 4)
+
+
+def temporal_taps(x: torch.Tensor, batch: int, kernel: int, stride: int, padding: int) -> list[torch.Tensor]:
+    """The frames each temporal tap reads, for a conv of ``kernel`` taps, ``stride`` and zero ``padding``.
+
+    Returns ``kernel`` tensors ``(B*T_out, C, H, W)``: tap ``j`` holds input frames
+    ``stride·i + j − padding`` (zeros outside the clip) for ``i < T_out``. Only 4D
+    pads, views and unit-step slices are used: a temporal stride is a view
+    ``(B, T/s, s, ·)`` plus a slice on the phase axis.
+    """
+    bt, c, h, w = x.shape
+    t = bt // batch
+    t_out = (t + 2 * padding - kernel) // stride + 1
+    frames = x.reshape(batch, t, c, h * w)
+    length = max(t + 2 * padding, stride * (t_out - 1) + kernel)
+    length = -(-length // stride) * stride  # round up to a multiple of the stride
+    pad_after = length - t - padding
+    if padding or pad_after:
+        frames = F.pad(frames, (0, 0, 0, 0, padding, pad_after))
+    frames = frames.reshape(batch, length // stride, stride, c * h * w)
+    taps = []
+    for j in range(kernel):
+        start, phase = divmod(j, stride)
+        tap = frames[:, start:start + t_out, phase:phase + 1]
+        taps.append(tap.reshape(batch * t_out, c, h, w))
+    return taps
+
+
+class FrameConv3d(nn.Module):
+    """A Conv3d ``kt×kh×kw`` as ``kt`` Conv2d ``kh×kw`` over temporally shifted frames, summed.
+
+    A 1×kh×kw conv (temporal stride allowed) is one Conv2d on the selected frames.
+    The bias (e.g. from a folded BatchNorm) is carried by the first tap.
+    """
+
+    def __init__(self, conv: nn.Conv3d) -> None:
+        super().__init__()
+        if conv.dilation[0] != 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            raise ValueError(f"FrameConv3d: unsupported Conv3d {conv} (temporal dilation, non-zero padding mode "
+                             "or string padding); only zero-padded, undilated-in-time convs convert")
+        kt, kh, kw = conv.kernel_size
+        self.kernel, self.stride, self.padding = kt, conv.stride[0], conv.padding[0]
+        self.taps = nn.ModuleList()
+        for j in range(kt):
+            tap = nn.Conv2d(conv.in_channels, conv.out_channels, (kh, kw), stride=conv.stride[1:],
+                            padding=conv.padding[1:], dilation=conv.dilation[1:], groups=conv.groups,
+                            bias=conv.bias is not None and j == 0)
+            with torch.no_grad():
+                tap.weight.copy_(conv.weight[:, :, j])
+                if tap.bias is not None:
+                    tap.bias.copy_(conv.bias)
+            self.taps.append(tap)
+
+    def forward(self, x: torch.Tensor, batch: int) -> torch.Tensor:
+        """Apply the conv to frames ``(B*T, C, H, W)``; returns ``(B*T_out, C_out, H_out, W_out)``."""
+        if self.kernel == 1 and self.stride == 1 and self.padding == 0:
+            return self.taps[0](x)
+        inputs = temporal_taps(x, batch, self.kernel, self.stride, self.padding)
+        out = self.taps[0](inputs[0])
+        for tap, frames in zip(self.taps[1:], inputs[1:]):
+            out = out + tap(frames)
+        return out
+
+
+class FrameBatchNorm(nn.Module):
+    """An unfolded BatchNorm3d in eval mode as BatchNorm2d over frames (same per-channel statistics)."""
+
+    def __init__(self, bn: nn.BatchNorm3d) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(bn.num_features, eps=bn.eps, affine=bn.affine,
+                                 track_running_stats=bn.track_running_stats)
+        self.bn.load_state_dict(bn.state_dict())
+        self.bn.eval()
+
+    def forward(self, x: torch.Tensor, batch: int) -> torch.Tensor:  # noqa: ARG002 - uniform frame-module call
+        """Normalise frames ``(B*T, C, H, W)``."""
+        return self.bn(x)
+
+
+class FrameElementwise(nn.Module):
+    """A layout-agnostic module (ReLU, Hardswish, SiLU, Identity, Dropout, ...) in the frame-module call form."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor, batch: int) -> torch.Tensor:  # noqa: ARG002
+        """Apply the wrapped module."""
+        return self.module(x)
+
+
+class FrameSequential(nn.Module):
+    """``nn.Sequential`` of frame modules, passing ``batch`` along."""
+
+    def __init__(self, modules: list[nn.Module]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(modules)
+
+    def forward(self, x: torch.Tensor, batch: int) -> torch.Tensor:
+        """Apply every layer in order."""
+        for layer in self.layers:
+            x = layer(x, batch)
+        return x
+
+
+class DelegableLayerNorm(nn.Module):
+    """LayerNorm over the last dim written with 4D means (XNNPACK has no layer-norm op).
+
+    ``y = (x − mean) · rsqrt(var + eps) · γ + β`` with the biased variance, as ``nn.LayerNorm``.
+    """
+
+    def __init__(self, norm: nn.LayerNorm) -> None:
+        super().__init__()
+        if len(norm.normalized_shape) != 1:
+            raise ValueError(f"DelegableLayerNorm: only LayerNorm over the last dim converts, got {norm}")
+        self.eps = norm.eps
+        self.weight = None if norm.weight is None else nn.Parameter(norm.weight.detach().clone())
+        self.bias = None if norm.bias is None else nn.Parameter(norm.bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise ``x`` over its last dim."""
+        shape = x.shape
+        rows = x.reshape(1, -1, shape[-1], 1)  # (1, rows, d, 1): mean over dims (2, 3) = over d
+        centred = rows - rows.mean(dim=(2, 3), keepdim=True)
+        var = (centred * centred).mean(dim=(2, 3), keepdim=True)
+        y = (centred * torch.rsqrt(var + self.eps)).reshape(shape)
+        if self.weight is not None:
+            y = y * self.weight
+        if self.bias is not None:
+            y = y + self.bias
+        return y
+
+
+def mean_over_frames(x: torch.Tensor, batch: int) -> torch.Tensor:
+    """Mean over frames of per-frame vectors ``(B*T, D)`` → ``(B, D)``, as a 4D mean."""
+    bt, d = x.shape
+    return x.reshape(batch, bt // batch, d).transpose(1, 2).reshape(batch, d, bt // batch, 1).mean(
+        dim=(2, 3), keepdim=True).reshape(batch, d)
+
+
+def global_mean(x: torch.Tensor, batch: int) -> torch.Tensor:
+    """Mean over (T, H, W) of frames ``(B*T, C, H, W)`` → ``(B, C)``: per-frame means, then the frame mean."""
+    per_frame = x.mean(dim=(2, 3), keepdim=True).reshape(x.shape[0], x.shape[1])
+    return mean_over_frames(per_frame, batch)
+
+
+class FrameRepeat(nn.Module):
+    """``(B, ...)`` → ``(B*T, ...)`` for a static ``T``: each entry repeated for its frames.
+
+    A broadcast multiply by a stored ``ones(1, T, 1)`` (XNNPACK has no expand op; a multiply by
+    one is exact).
+    """
+
+    def __init__(self, frames: int) -> None:
+        super().__init__()
+        self.frames = frames
+        self.register_buffer("ones", torch.ones(1, frames, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Repeat every batch entry of ``x`` ``frames`` times along the batch dim."""
+        if self.frames == 1:
+            return x
+        b = x.shape[0]
+        return (x.reshape(b, 1, -1) * self.ones).reshape(b * self.frames, *x.shape[1:])
+
+
+def bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Batched matmul of 4D ``(n, h, r, k) @ (n, h, k, c)`` as one 3D ``bmm`` (``matmul`` would add an expand)."""
+    n, h, r, k = a.shape
+    return torch.bmm(a.reshape(n * h, r, k), b.reshape(n * h, k, b.shape[-1])).reshape(n, h, r, b.shape[-1])
+
+
+def first_token_of(tokens: torch.Tensor, num_tokens: int, per_frame: bool) -> torch.Tensor:
+    """Token 0 ``(B, d)`` of the clip, or ``(B, T, d)`` of every frame, through unit-step slices."""
+    b, n, d = tokens.shape
+    if not per_frame:
+        return tokens[:, 0:1].reshape(b, d)
+    return tokens.reshape(b, n // num_tokens, num_tokens, d)[:, :, 0:1].reshape(b, n // num_tokens, d)
