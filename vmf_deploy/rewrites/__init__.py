@@ -18,6 +18,9 @@ REWRITES: list[str] = [
     "dyrelu_fusion:DyReLUFusion",
     "bridge_sdpa:BridgeSDPA",
     "onnx_bridge_attention:OnnxBridgeAttention",
+    # ExecuTorch (helper B): BN folding on the 5D graph, then the whole model → 4D frames-in-batch layout
+    "fold_batchnorm:FoldBatchNorm",
+    "frames_to_batch:FramesToBatch",
 ]
 
 
