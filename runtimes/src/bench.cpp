@@ -4,7 +4,9 @@
 #include <cmath>
 #include <ctime>
 #include <fstream>
+#include <iterator>
 #include <numeric>
+#include <sstream>
 #include <thread>
 
 #include <sys/utsname.h>
@@ -13,6 +15,7 @@
 #if defined(__ANDROID__)
 #include <sys/system_properties.h>
 #elif defined(__APPLE__)
+#include <TargetConditionals.h>
 #include <mach/mach.h>
 #include <sys/sysctl.h>
 #endif
@@ -60,6 +63,26 @@ std::string proc_cpu_model() {
   return "unknown";
 }
 
+// The SIMD features XNNPACK dispatches on, from the "flags" (x86) or "Features" (Arm) line.
+std::vector<std::string> proc_isa_flags() {
+  static const char* kInteresting[] = {"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+                                       "avx512_vnni", "avx512_bf16", "amx_tile", "asimd", "asimdhp", "asimddp",
+                                       "i8mm", "bf16", "sve", "sve2", "sme"};
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.compare(0, 5, "flags") != 0 && line.compare(0, 8, "Features") != 0) continue;
+    std::vector<std::string> found;
+    std::istringstream words(line.substr(line.find(':') + 1));
+    std::vector<std::string> have{std::istream_iterator<std::string>(words), std::istream_iterator<std::string>()};
+    for (const char* flag : kInteresting) {
+      if (std::find(have.begin(), have.end(), flag) != have.end()) found.emplace_back(flag);
+    }
+    return found;
+  }
+  return {};
+}
+
 #if defined(__ANDROID__)
 std::string android_property(const char* name) {
   char value[PROP_VALUE_MAX] = {0};
@@ -89,6 +112,7 @@ DeviceInfo describe_this_device() {
   d.name = android_property("ro.product.manufacturer") + " " + android_property("ro.product.model");
   d.os = "Android " + android_property("ro.build.version.release") + " (API " +
          android_property("ro.build.version.sdk") + ")";
+  d.isa_flags = proc_isa_flags();
   d.cpu_model = android_property("ro.soc.model");
   if (d.cpu_model.empty()) d.cpu_model = proc_cpu_model();
   const int64_t kb = proc_field("/proc/meminfo", "MemTotal");
@@ -106,6 +130,7 @@ DeviceInfo describe_this_device() {
   d.name = u.nodename;
   d.os = std::string(u.sysname) + " " + u.release;
   d.cpu_model = proc_cpu_model();
+  d.isa_flags = proc_isa_flags();
   const int64_t kb = proc_field("/proc/meminfo", "MemTotal");
   d.memory_bytes = kb > 0 ? kb * 1024 : -1;
 #endif
@@ -222,7 +247,7 @@ std::string bench_report_json(const Manifest& manifest, const BenchRun& run, con
       {"cpu_model", device.cpu_model},
       {"physical_cores", nullptr},
       {"logical_cores", device.logical_cores},
-      {"isa_flags", json::array()},
+      {"isa_flags", device.isa_flags},
       {"memory_bytes", device.memory_bytes > 0 ? json(device.memory_bytes) : json(nullptr)},
       {"gpu", nullptr},
       {"libraries", libraries},

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "vmf/bench.h"
+#include "vmf/benchmark.h"
 #include "vmf/classify.h"
 #include "vmf/error.h"
 #include "vmf/image_io.h"
@@ -24,7 +25,7 @@ namespace {
 constexpr const char* kUsage = R"(usage:
   vmf_run MODEL.pte [--manifest M] --frames-dir DIR [--top-k K] [--threads N]
   vmf_run MODEL.pte [--manifest M] (--input-raw F | --input-npy F) [--output-raw OUT]
-  vmf_run MODEL.pte [--manifest M] (--frames-dir DIR | --input-raw F | --input-npy F)
+  vmf_run MODEL.pte [--manifest M] [--frames-dir DIR | --input-raw F | --input-npy F]
           --bench [--warmup W] [--runs N] [--json OUT.json]
   vmf_run --manifest M --frames-dir DIR --preprocess-only --save-input OUT.raw
   vmf_run MODEL.pte [--manifest M] --serve
@@ -46,7 +47,8 @@ options:
   --preprocess-only  preprocess only (no model needed); use with --save-input
   --top-k K          how many classes to print (default 5)
   --threads N        ExecuTorch thread-pool size (default: ExecuTorch's choice)
-  --bench            time --runs runs after --warmup runs (defaults 3 and 10)
+  --bench            time --runs runs after --warmup runs (defaults 3 and 10); without an input
+                     a synthetic clip made by the manifest's preprocessing is timed
   --json OUT         with --bench: write the vmf-bench results document (vmf-deploy/bench v1)
   --serve            load once, then answer "run IN.raw OUT.raw" lines on stdin
   --sha256 PATH      print the manifest hash of a file or directory artifact
@@ -115,7 +117,9 @@ Args parse_args(int argc, char** argv) {
   }
   if (a.model.empty()) throw UsageError("missing MODEL.pte");
   if (a.manifest.empty()) a.manifest = vmf::manifest_path_for(a.model);
-  if (!a.serve && inputs == 0) throw UsageError("give an input: --frames-dir, --input-raw or --input-npy");
+  if (!a.serve && !a.bench && inputs == 0) {
+    throw UsageError("give an input: --frames-dir, --input-raw or --input-npy");
+  }
   if (!a.json_out.empty() && !a.bench) throw UsageError("--json writes benchmark results: add --bench");
   return a;
 }
@@ -151,6 +155,10 @@ std::vector<float> load_input(const Args& a, const vmf::Manifest& m, double* dec
     *description = a.frames_dir + " (" + std::to_string(n) + " frames, " + std::to_string(m.preprocessing.frames) +
                    " sampled)";
     return t;
+  }
+  if (a.input_raw.empty() && a.input_npy.empty()) {
+    *description = "a synthetic clip";
+    return vmf::benchmark_input(m.preprocessing);
   }
   if (!a.input_raw.empty()) {
     *description = a.input_raw;
@@ -189,29 +197,15 @@ int serve(vmf::Model& model) {
 }
 
 int bench(const Args& a, vmf::Model& model, const std::vector<float>& input, int64_t baseline_rss) {
-  vmf::BenchRun run;
+  vmf::BenchRun run = vmf::benchmark_model(model, input, a.warmup, a.runs, a.threads, baseline_rss);
   run.artifact_path = a.model;
   run.artifact_size_bytes = int64_t(std::filesystem::file_size(a.model));
-  run.threads = a.threads;
-  run.warmup = a.warmup;
-  run.runs = a.runs;
-  run.load_ms = model.load_ms();
-  run.baseline_rss_bytes = baseline_rss;
   run.command = a.command;
-  for (int i = 0; i < a.warmup; ++i) model.run(input);
-  for (int i = 0; i < a.runs; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    model.run(input);
-    run.samples_ms.push_back(ms_since(start));
-  }
-  run.peak_rss_bytes = vmf::peak_rss_bytes();
   const vmf::LatencyStats s = vmf::latency_stats(run.samples_ms);
   std::printf("%s: load %.1f ms, %d warmup + %d runs: median %.2f ms, p90 %.2f ms, min %.2f ms, max %.2f ms\n",
               a.model.c_str(), run.load_ms, a.warmup, a.runs, s.median, s.p90, s.min, s.max);
   if (!a.json_out.empty()) {
-    vmf::DeviceInfo device = vmf::describe_this_device();
-    device.libraries["executorch"] = vmf::executorch_version();
-    vmf::write_file_atomic(a.json_out, vmf::bench_report_json(model.manifest(), run, device));
+    vmf::write_file_atomic(a.json_out, vmf::benchmark_report(model, run));
     std::printf("wrote %s\n", a.json_out.c_str());
   }
   return 0;

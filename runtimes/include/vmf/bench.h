@@ -20,6 +20,7 @@ struct DeviceInfo {
   std::string cpu_model;
   int logical_cores = 1;
   int64_t memory_bytes = -1;  // -1: unknown
+  std::vector<std::string> isa_flags;  // SIMD features that matter to XNNPACK (avx2, avx512f, asimddp, i8mm, ...)
   std::map<std::string, std::string> libraries;
 };
 
