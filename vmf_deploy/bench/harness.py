@@ -216,7 +216,9 @@ class Harness:
         spec_file, out_file = self.workdir / f"{tag}.spec.json", self.workdir / f"{tag}.out.json"
         out_file.unlink(missing_ok=True)
         spec_file.write_text(json.dumps(self.worker_spec(backend, variant, ref, artifact)))
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        package_root = str(Path(__file__).resolve().parents[2])  # the worker imports this same vmf_deploy
+        pythonpath = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": pythonpath}
         try:
             proc = subprocess.run([sys.executable, "-m", "vmf_deploy.bench.worker", str(spec_file), str(out_file)],
                                   capture_output=True, text=True, timeout=self.settings.timeout_s, env=env)

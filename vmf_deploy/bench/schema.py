@@ -296,3 +296,9 @@ def records_for(result: dict, device: dict) -> list[dict]:
              "unit": METRICS[metric], "benchmarkModel": model, "actualValue": float(value), "targetValue": 0.0,
              "deviceInfo": info}
             for metric, value in values.items() if value is not None]
+
+
+if __name__ == "__main__":  # regenerate docs/bench_schema.json: python -m vmf_deploy.bench.schema > docs/bench_schema.json
+    import json
+
+    print(json.dumps(JSON_SCHEMA, indent=2))

@@ -1,0 +1,116 @@
+"""vmf-bench end to end: the CI command, skipped rows, argument errors, plot, profiler aggregation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vmf_deploy.bench.plot import DPI, FIGSIZE
+from vmf_deploy.bench.profile import onnxruntime_ops, profile_onnxruntime
+from vmf_deploy.bench.schema import validate
+from vmf_deploy.cli.bench import main
+from vmf_deploy.runners import runner_class
+from vmf_deploy.runners.onnxruntime_cpu import OnnxRuntimeCPURunner
+
+PLOT_SIZE = (int(FIGSIZE[0] * DPI), int(FIGSIZE[1] * DPI))
+
+
+def test_ci_command_three_backends(tmp_path, capsys):
+    out_json, out_png = tmp_path / "out.json", tmp_path / "out.png"
+    code = main(["--backend", "torch-cpu", "--backend", "onnxruntime-cpu", "--backend", "executorch-xnnpack",
+                 "--variant", "560m", "--frames", "16", "--runs", "3", "--json", str(out_json), "--plot", str(out_png)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    doc = validate(json.loads(out_json.read_text()))
+    rows = {r["backend"]: r for r in doc["results"]}
+    assert set(rows) == {"torch-cpu", "onnxruntime-cpu", "executorch-xnnpack"}
+    for backend, r in rows.items():
+        assert r["status"] == "ok", (backend, r["status"])
+        assert r["input_shape"] == [1, 3, 16, 172, 172] and r["threads"] >= 1
+        assert len(r["latency_ms"]["samples"]) == 3
+        assert r["memory"]["peak_rss_bytes"] > r["memory"]["baseline_rss_bytes"] > 0
+        assert r["parity"]["clips"] == 3 and r["parity"]["top1_agreement"] == 1.0
+        assert r["parity"]["max_rel_error"] < 1e-4
+        assert r["gflops_per_s"] == pytest.approx(r["flops"] / 1e9 / (r["latency_ms"]["median"] / 1e3))
+    assert rows["onnxruntime-cpu"]["artifact"]["format"] == "onnx"
+    assert rows["executorch-xnnpack"]["artifact"]["format"] == "pte"
+    assert rows["torch-cpu"]["artifact"] is None
+    assert doc["device"]["libraries"]["onnxruntime"] and doc["settings"]["runs"] == 3
+    with Image.open(out_png) as im:
+        im.load()
+        assert im.format == "PNG" and im.size == PLOT_SIZE
+        assert len(set(im.convert("L").getdata())) > 16  # drawn, not blank
+    for header in ("backend", "median ms", "peak MB", "parity"):
+        assert header in printed
+
+
+def test_unavailable_backends_are_skipped_rows(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no adb, no xcrun
+    out_json = tmp_path / "skip.json"
+    code = main(["--backend", "coreml", "--backend", "onnxruntime-cuda", "--backend", "torch-cuda",
+                 "--backend", "android", "--backend", "ios", "--variant", "560m", "--frames", "4",
+                 "--json", str(out_json), "--plot", str(tmp_path / "none.png")])
+    assert code == 0
+    doc = validate(json.loads(out_json.read_text()))
+    status = {r["backend"]: r["status"] for r in doc["results"]}
+    assert status["coreml"].startswith("skipped: needs macOS")
+    assert status["onnxruntime-cuda"] == "skipped: no CUDA device"
+    assert status["torch-cuda"].startswith("skipped: no CUDA device")
+    assert status["android"].startswith("skipped: adb not installed")
+    assert status["ios"].startswith("skipped: needs macOS")
+    assert doc["records"] == []
+    assert all(r["latency_ms"] is None and r["memory"] is None for r in doc["results"])
+    assert not (tmp_path / "none.png").exists()  # nothing measured, nothing plotted
+    assert "skipped: needs macOS" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--backend", "tpu", "--variant", "560m"], "unknown backend"),
+    (["--backend", "torch-cpu", "--variant", "9g"], "unknown variant"),
+    (["--backend", "torch-cpu", "--variant", "560m", "--frames", "0"], "--frames must be >= 1"),
+    (["--backend", "torch-cpu", "--variant", "560m", "--peers", "movinet"], "unknown peer"),
+    (["--backend", "torch-cpu"], "pass --variant"),
+    (["--backend", "onnxruntime-cpu", "--artifact", "/nonexistent/m.onnx"], "not found"),
+])
+def test_bad_arguments_fail_clearly(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_gpu_and_coreml_runners_report_why_they_cannot_run():
+    if not torch.cuda.is_available():
+        assert runner_class("torch-cuda").availability().startswith("skipped: no CUDA device")
+        assert runner_class("onnxruntime-tensorrt").availability().startswith("skipped: ")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_onnxruntime_profile_is_aggregated_by_op(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Conv3d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv3d(8, 8, 1)).eval()
+    path = tmp_path / "tiny.onnx"
+    torch.onnx.export(model, (torch.zeros(1, 3, 4, 16, 16),), str(path), input_names=["video"], dynamo=False)
+    runner = OnnxRuntimeCPURunner(threads=1)
+    runner.load(path)
+    prof = profile_onnxruntime(runner, np.zeros((1, 3, 4, 16, 16), np.float32), 3, tmp_path, path)
+    ops = {o["op"]: o for o in prof["ops"]}
+    assert {"Conv"} <= set(ops)
+    assert ops["Conv"]["calls"] >= 1 and ops["Conv"]["total_ms"] > 0
+    assert sum(o["share"] for o in prof["ops"]) == pytest.approx(1.0)
+    assert [o["total_ms"] for o in prof["ops"]] == sorted((o["total_ms"] for o in prof["ops"]), reverse=True)
+
+
+def test_onnxruntime_trace_aggregation_counts_kernels_only():
+    trace = [{"cat": "Session", "name": "model_run", "ts": 0, "dur": 900},
+             {"cat": "Node", "name": "conv1_kernel_time", "dur": 300, "args": {"op_name": "Conv"}},
+             {"cat": "Node", "name": "conv1_fence_before", "dur": 5, "args": {"op_name": "Conv"}},
+             {"cat": "Node", "name": "conv2_kernel_time", "dur": 100, "args": {"op_name": "Conv"}},
+             {"cat": "Node", "name": "mm_kernel_time", "dur": 100, "args": {"op_name": "MatMul"}}]
+    ops = onnxruntime_ops(trace, runs=2)
+    assert ops[0] == {"op": "Conv", "total_ms": 0.2, "calls": 1, "share": 0.8}
+    assert ops[1]["op"] == "MatMul" and ops[1]["share"] == pytest.approx(0.2)
