@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vmf/error.h"
+#include "vmf/preprocess.h"
 
 namespace vmf {
 namespace {
@@ -178,6 +179,17 @@ LatencyStats latency_stats(const std::vector<double>& samples_ms) {
     s.trimmed_mean = s.mean;
   }
   return s;
+}
+
+std::vector<float> benchmark_input(const PreprocessSpec& spec) {
+  const int size = spec.short_side;
+  std::vector<uint8_t> pixels(size_t(size) * size * 3);
+  for (int y = 0; y < size; ++y)
+    for (int x = 0; x < size; ++x)
+      for (int c = 0; c < 3; ++c) pixels[(size_t(y) * size + x) * 3 + c] = uint8_t((x * 7 + y * 3 + c * 50) % 256);
+  ClipBuilder clip(spec);
+  for (int t = 0; t < spec.frames; ++t) clip.set_frame(t, FrameView{pixels.data(), size, size, PixelFormat::kRGB, 0});
+  return clip.tensor();
 }
 
 std::string utc_now_iso8601() {

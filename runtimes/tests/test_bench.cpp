@@ -53,3 +53,20 @@ TEST(Bench, ReportHasTheSchemaFields) {
   EXPECT_TRUE(has_median_record);
   EXPECT_GE(doc["device"]["logical_cores"].get<int>(), 1);
 }
+
+TEST(Bench, SyntheticInputHasTheManifestShapeAndIsNormalised) {
+  vmf::PreprocessSpec spec;
+  spec.frames = 3;
+  spec.crop = 8;
+  spec.short_side = 10;
+  spec.mean = {0.5, 0.5, 0.5};
+  spec.std_dev = {0.5, 0.5, 0.5};
+  spec.scale = 1.0 / 255.0;
+  const std::vector<float> x = vmf::benchmark_input(spec);
+  ASSERT_EQ(x.size(), 3u * 3 * 8 * 8);
+  for (float v : x) {
+    EXPECT_GE(v, -1.0f);
+    EXPECT_LE(v, 1.0f);
+  }
+  EXPECT_EQ(x, vmf::benchmark_input(spec));  // deterministic
+}

@@ -59,6 +59,10 @@ struct BenchRun {
 // The full results document (one "ok" result plus its flat benchmark-app records) as JSON text.
 std::string bench_report_json(const Manifest& manifest, const BenchRun& run, const DeviceInfo& device);
 
+// A deterministic input for timing: a synthetic gradient frame preprocessed by the manifest's
+// preprocessing into every time slot (latency does not depend on pixel values).
+std::vector<float> benchmark_input(const PreprocessSpec& spec);
+
 // Current UTC time as ISO-8601 ("2026-11-24T01:02:03Z").
 std::string utc_now_iso8601();
 

@@ -9,10 +9,6 @@
 
 namespace vmf {
 
-// A deterministic input for timing: a synthetic gradient frame preprocessed by the manifest's
-// preprocessing into every time slot (latency does not depend on pixel values).
-std::vector<float> benchmark_input(const PreprocessSpec& spec);
-
 // Runs `warmup` untimed and `runs` timed forward passes; fills timings, memory and settings of a
 // BenchRun (artifact path/size and command are the caller's to set).
 BenchRun benchmark_model(Model& model, const std::vector<float>& input, int warmup, int runs, int threads = 0,
