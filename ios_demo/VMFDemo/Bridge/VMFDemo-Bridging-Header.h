@@ -1,0 +1,2 @@
+// Swift sees runtimes/ through these Objective-C(++) classes only.
+#import "VMFRuntimeBridge.h"
