@@ -67,4 +67,11 @@ extern NSErrorDomain const VMFErrorDomain;
 - (nullable NSString *)benchmarkWithWarmup:(NSInteger)warmup runs:(NSInteger)runs error:(NSError **)error;
 @end
 
+/// The vmf_run command line inside the app (vmf-bench's ios backend launches the app with vmf_run's
+/// arguments; files are relative to `directory`, the app's Documents folder).
+@interface VMFCommandLine : NSObject
+/// Runs vmf_run with `arguments` (without the program name); returns its exit code.
++ (int)runWithArguments:(NSArray<NSString *> *)arguments inDirectory:(NSString *)directory;
+@end
+
 NS_ASSUME_NONNULL_END

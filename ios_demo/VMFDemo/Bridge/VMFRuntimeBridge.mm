@@ -1,5 +1,7 @@
 #import "VMFRuntimeBridge.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -9,6 +11,7 @@
 #include "vmf/bench.h"
 #include "vmf/benchmark.h"
 #include "vmf/classify.h"
+#include "vmf/cli.h"
 #include "vmf/error.h"
 #include "vmf/manifest.h"
 #include "vmf/model.h"
@@ -226,5 +229,22 @@ std::vector<float> float_vector(NSData *data) {
     fail(error, e);
     return nil;
   }
+}
+@end
+
+@implementation VMFCommandLine
++ (int)runWithArguments:(NSArray<NSString *> *)arguments inDirectory:(NSString *)directory {
+  if (chdir(directory.fileSystemRepresentation) != 0) {
+    fprintf(stderr, "vmf_run: error: cannot enter %s\n", directory.fileSystemRepresentation);
+    return 1;
+  }
+  std::vector<std::string> storage{"vmf_run"};
+  for (NSString *a in arguments) storage.emplace_back(a.UTF8String);
+  std::vector<char *> argv;
+  for (auto &a : storage) argv.push_back(a.data());
+  const int code = vmf::run_cli(int(argv.size()), argv.data());
+  fflush(stdout);
+  fflush(stderr);
+  return code;
 }
 @end

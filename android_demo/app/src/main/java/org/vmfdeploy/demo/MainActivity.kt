@@ -101,7 +101,11 @@ class MainActivity : AppCompatActivity() {
         image.use {
             val rt = runtime ?: return
             val clip = liveClip ?: LiveClip(rt).also { liveClip = it }
-            if (clip.wants()) rt.setFrame(clip.slot(), upright(image))
+            var frame: Bitmap? = null
+            while (clip.wants()) {
+                rt.setFrame(clip.slot(), frame ?: upright(image).also { frame = it })
+                clip.take()
+            }
             if (clip.advance()) {
                 show("camera\n" + format(rt.classify(k = 5)))
                 liveClip = null
@@ -146,12 +150,15 @@ class MainActivity : AppCompatActivity() {
             runtime.beginClip()
         }
 
+        /** True while the current camera frame fills the next clip slot (a slot at a time). */
         fun wants(): Boolean = next < picks.size && picks[next] == position
         fun slot(): Int = next
+        fun take() {
+            next++
+        }
 
         /** Moves to the next camera frame; true when the clip is complete. */
         fun advance(): Boolean {
-            while (next < picks.size && picks[next] == position) next++
             position++
             return position >= window
         }
