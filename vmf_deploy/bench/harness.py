@@ -55,7 +55,8 @@ class BenchSettings:
         runs: timed runs (latency statistics are over these).
         frames: input frames (None: each variant's default, 64).
         parity_seeds: one parity clip per seed (``vmf_deploy.parity.parity_clips``).
-        seed: seed of the deterministic model init (``build_seeded_model``).
+        seed: seed of the deterministic model init (``build_seeded_model``); vmf-export's
+            pipeline exports seed 0, so exported artifacts match only the default.
         profile: also write a per-op breakdown.
         timeout_s: limit for one worker process.
     """
@@ -173,7 +174,7 @@ class Harness:
         if key not in self._exports:
             frames = self.reference(variant).input_shape[2]
             out = self.workdir / "artifacts" / cls.export_target
-            self._exports[key] = export_artifact(cls.export_target, variant, frames, self.settings.seed, out)
+            self._exports[key] = export_artifact(cls.export_target, variant, frames, out)
         return self._exports[key]
 
     # ----- measurement -----------------------------------------------------------

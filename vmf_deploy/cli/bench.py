@@ -41,7 +41,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="intra-op threads for every runtime (default: physical cores)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs before timing (default 2)")
     parser.add_argument("--runs", type=int, default=10, help="timed runs (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the deterministic model init (default 0)")
     parser.add_argument("--peers", default="", help=f"comma-separated peers measured in the same run ({','.join(PEERS)})")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the results document here")
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE", help="write a latency-vs-GFLOPs PNG here")
@@ -182,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         fail(PROG, f"--artifact was exported for {given['frames']} frames, not --frames {args.frames}")
     try:
         settings = BenchSettings(threads=args.threads or default_threads(), warmup=args.warmup, runs=args.runs,
-                                 frames=frames, seed=given.get("seed", args.seed), profile=args.profile,
+                                 frames=frames, seed=given.get("seed", 0), profile=args.profile,
                                  timeout_s=args.timeout)
     except ValueError as e:
         fail(PROG, str(e))

@@ -1,0 +1,139 @@
+"""The full CPU matrix: four VMF variants + X3D-XS / X3D-S, 64 frames, three CPU backends, one run.
+
+    .venv/bin/python benchmarks/bench_matrix.py            # ~30-60 min on 2 cores; run it alone
+
+Prints the vmf-bench table and issue 8's targets next to the measurements (best CPU
+backend per variant, ExecuTorch ÷ best, X3D-S ÷ VMF ratios measured side by side), and
+writes benchmarks/results/bench_matrix.{json,png,md}. Every number comes from this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from vmf_deploy.bench.harness import BenchSettings, build_document, run_matrix
+from vmf_deploy.bench.machine import describe, host_device_info
+from vmf_deploy.bench.plot import plot_results
+from vmf_deploy.cli.bench import COLUMNS, print_table, table_row
+from vmf_deploy.manifest import write_json_atomic
+
+RESULTS = Path(__file__).resolve().parent / "results"
+VARIANTS = ("560m", "1g", "2g", "5g", "x3d-xs", "x3d-s")
+BACKENDS = ("torch-cpu", "onnxruntime-cpu", "executorch-xnnpack")
+# issue 8: per variant, the latency target (ms, best CPU backend) and the X3D-S ÷ VMF ratio target
+TARGETS = {"560m": (25.0, 26.0), "1g": (75.0, 8.5), "2g": (105.0, 6.0), "5g": (230.0, 2.8)}
+EXECUTORCH_MAX_RATIO = 1.2
+PAPER_X3DS_OVER_2G = 5117 / 937.2  # Table 12, Xeon
+
+
+def medians(results: list[dict]) -> dict[tuple[str, str], float]:
+    """(variant, backend) → median ms of every ok result."""
+    return {(r["variant"], r["backend"]): r["latency_ms"]["median"] for r in results if r["status"] == "ok"}
+
+
+def best(med: dict, variant: str, backends: tuple[str, ...]) -> tuple[str, float] | None:
+    """The fastest backend of ``variant`` and its median, or None if nothing ran."""
+    found = [(med[(variant, b)], b) for b in backends if (variant, b) in med]
+    return None if not found else min(found)[::-1]
+
+
+def target_rows(results: list[dict], backends: tuple[str, ...]) -> list[list[str]]:
+    """Issue 8's table: measured vs target per VMF variant."""
+    med = medians(results)
+    x3d = best(med, "x3d-s", backends)
+    rows = []
+    for variant, (target_ms, target_ratio) in TARGETS.items():
+        b = best(med, variant, backends)
+        if b is None:
+            rows.append([variant, "not measured", "", f"≤ {target_ms:.0f}", "", "", f"≥ {target_ratio}×", ""])
+            continue
+        backend, ms = b
+        et = med.get((variant, "executorch-xnnpack"))
+        et_ratio = "—" if et is None else f"{et / ms:.2f}×"
+        et_ok = "—" if et is None else ("met" if et / ms <= EXECUTORCH_MAX_RATIO else "missed")
+        ratio = "—" if x3d is None else f"{x3d[1] / ms:.1f}×"
+        ratio_ok = "—" if x3d is None else ("met" if x3d[1] / ms >= target_ratio else "missed")
+        rows.append([variant, backend, f"{ms:.1f}", f"≤ {target_ms:.0f}", "met" if ms <= target_ms else
+                     f"missed by {ms - target_ms:.1f} ms ({ms / target_ms:.2f}×)",
+                     f"{et_ratio} (≤ {EXECUTORCH_MAX_RATIO}×: {et_ok})", f"≥ {target_ratio}×", f"{ratio} ({ratio_ok})"])
+    return rows
+
+
+TARGET_COLUMNS = ("variant", "best CPU backend", "median ms", "target ms", "latency", "ExecuTorch ÷ best",
+                  "X3D-S ÷ VMF target", "X3D-S ÷ VMF measured")
+
+
+def x3d_over_2g(results: list[dict], backends: tuple[str, ...]) -> list[str]:
+    """The X3D-S / VMF-2G ratio per backend and for the best backends (paper: 5.5×)."""
+    med = medians(results)
+    lines = []
+    for b in backends:
+        if ("x3d-s", b) in med and ("2g", b) in med:
+            lines.append(f"{b}: {med[('x3d-s', b)] / med[('2g', b)]:.2f}×")
+    bx, b2 = best(med, "x3d-s", backends), best(med, "2g", backends)
+    if bx and b2:
+        lines.append(f"best vs best: {bx[1] / b2[1]:.2f}× ({bx[0]} {bx[1]:.0f} ms / {b2[0]} {b2[1]:.0f} ms)")
+    return lines
+
+
+def markdown(results: list[dict], backends: tuple[str, ...], device: dict, settings: BenchSettings) -> str:
+    """The tables as Markdown (for docs/bench.md)."""
+    def table(columns, rows) -> str:
+        out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        out += ["| " + " | ".join(c.replace("[green]", "").replace("[/green]", "").replace("[red]", "")
+                                  .replace("[/red]", "").replace("[yellow]", "").replace("[/yellow]", "")
+                                  for c in row) + " |" for row in rows]
+        return "\n".join(out)
+
+    lines = [f"Machine: {describe(device)}.", f"Settings: {settings.threads} threads, batch 1, fp32, "
+             f"{settings.warmup} warm-up + {settings.runs} timed runs per clip, 64-frame clips "
+             "(VMF at its resolution, X3D at 160²).", "", table(COLUMNS, [table_row(r) for r in results]), "",
+             "Issue 8's targets (best CPU backend per variant; X3D-S at 64×160² measured in the same run):", "",
+             table(TARGET_COLUMNS, target_rows(results, backends)), "",
+             f"X3D-S ÷ VMF-2G (paper Table 12: {PAPER_X3DS_OVER_2G:.1f}× on a Xeon): "
+             + "; ".join(x3d_over_2g(results, backends))]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the matrix and write the results."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS))
+    parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=RESULTS / "bench_matrix")
+    args = parser.parse_args(argv)
+    settings = BenchSettings(threads=args.threads, warmup=args.warmup, runs=args.runs, frames=args.frames)
+    device = host_device_info()
+    print(f"bench_matrix: {describe(device)}", flush=True)
+
+    def progress(r: dict) -> None:
+        lat = r["latency_ms"]
+        print(f"  {r['backend']:<20} {r['variant']:<7} {r['status']}"
+              + (f"  median {lat['median']:.1f} ms" if lat else ""), flush=True)
+
+    backends = tuple(args.backends)
+    with tempfile.TemporaryDirectory(prefix="vmf-bench-matrix-") as work:
+        results = run_matrix(backends, args.variants, settings, Path(work), on_result=progress)
+    doc = build_document(results, settings, device, " ".join(["benchmarks/bench_matrix.py", *(argv or sys.argv[1:])]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.out.with_suffix(".json"), doc)
+    if any(r["status"] == "ok" for r in results):
+        plot_results(results, args.out.with_suffix(".png"),
+                     title=f"64-frame clip, batch 1, fp32, {settings.threads} threads: {device['cpu_model']}")
+    md = markdown(results, backends, device, settings)
+    args.out.with_suffix(".md").write_text(md)
+    print_table(results, f"bench_matrix ({args.frames} frames, {settings.threads} threads, batch 1, fp32)")
+    print(md.split("Issue 8's")[1] if "Issue 8's" in md else md)
+    print(f"wrote {args.out.with_suffix('.json')}, {args.out.with_suffix('.png')}, {args.out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
