@@ -52,6 +52,15 @@ elif args[0] == "shell":
         shutil.rmtree(dev(argv[-1]), ignore_errors=True)
     elif argv[0] == "mkdir":
         dev(argv[-1]).mkdir(parents=True, exist_ok=True)
+    elif argv[0] == "pm":
+        print("package:org.vmfdeploy.demo" if os.environ.get("FAKE_ADB_APP") else "")
+    elif argv[0] == "am":
+        out = root / "sdcard/Android/data/org.vmfdeploy.demo/files"
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(os.environ["FAKE_ADB_DOC"], out / "bench.json")
+    elif argv[0] == "ls":
+        d = dev(argv[1])
+        print("\n".join(sorted(p.name for p in d.iterdir())) if d.is_dir() else "")
     elif argv[0].endswith("vmf_run"):
         assert (cwd / argv[0]).is_file() and (cwd / argv[1]).is_file(), "runner and model must be pushed"
         opt = {argv[i]: argv[i + 1] for i in range(2, len(argv) - 1) if argv[i].startswith("--")}
@@ -240,3 +249,20 @@ def test_read_raw_logits_checks_size(tmp_path):
     np.zeros(399, dtype="<f4").tofile(tmp_path / "l.raw")
     with pytest.raises(ValueError, match="399 floats"):
         read_raw_logits(tmp_path / "l.raw", (1, 400))
+
+
+def test_android_drives_the_demo_app_without_a_runner_build(fake_adb, monkeypatch, tmp_path, harness_with_pte):
+    harness, pte = harness_with_pte
+    monkeypatch.setenv("VMF_ANDROID_RUNNER", str(tmp_path / "missing" / "vmf_run"))
+    monkeypatch.setenv("FAKE_ADB_APP", "1")
+    doc_file = tmp_path / "phone.json"
+    doc_file.write_text(json.dumps(phone_document(threads=2)))
+    monkeypatch.setenv("FAKE_ADB_DOC", str(doc_file))
+    result = run_android("560m", harness)
+    assert result["status"] == "ok", result["status"]
+    assert result["parity"] is None  # the app benchmarks a synthetic input: no parity claimed
+    assert result["latency_ms"]["median"] == 41.0
+    shells = [c[3] for c in fake_adb()[1:] if c[2] == "shell"]
+    start = next(s for s in shells if s.startswith("am start"))
+    assert start.startswith(f"am start -W -n org.vmfdeploy.demo/.BenchmarkActivity --es model {REMOTE_DIR}/"
+                            f"{pte.name} --ei warmup 1 --ei runs 3 --ei threads 2")

@@ -114,6 +114,7 @@ class Reference:
     input_shape: tuple[int, ...]
     params: int
     flops: int
+    seeds: tuple[int, ...]
     clip_files: list[Path]
     logits: list[np.ndarray] = field(repr=False)
 
@@ -154,7 +155,7 @@ class Harness:
             with torch.inference_mode():
                 logits = [model(torch.from_numpy(c)).numpy() for c in clips]
             self._references[variant] = Reference(variant, overrides, shape, count_params(model),
-                                                  count_flops(model, shape), files, logits)
+                                                  count_flops(model, shape), tuple(self.settings.parity_seeds), files, logits)
         return self._references[variant]
 
     # ----- artifacts -------------------------------------------------------------

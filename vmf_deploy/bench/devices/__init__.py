@@ -53,8 +53,8 @@ def read_raw_logits(path: Path, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def device_result(backend: str, variant: str, ref: "Reference", artifact: Path, doc: dict,
-                  logits: list[np.ndarray]) -> dict:
-    """One result row from a device's results document plus the logits of the parity clips."""
+                  logits: list[np.ndarray] | None) -> dict:
+    """One result row from a device's results document plus the logits of the parity clips (None: no parity)."""
     from ..harness import REFERENCE, empty_result, latency_stats
 
     schema.validate(doc)
@@ -64,7 +64,6 @@ def device_result(backend: str, variant: str, ref: "Reference", artifact: Path, 
     if measured["status"] != "ok":
         return empty_result(backend, variant, measured["status"], measured["threads"])
     lat = latency_stats(measured["latency_ms"]["samples"])
-    report = compare_logits(ref.logits, logits)
     result = empty_result(backend, variant, "ok", measured["threads"])
     result.update({
         "device": doc["device"]["name"], "device_info": doc["device"], "input_shape": list(ref.input_shape),
@@ -74,9 +73,8 @@ def device_result(backend: str, variant: str, ref: "Reference", artifact: Path, 
                      "precision": "fp32"},
         "load_ms": measured["load_ms"], "latency_ms": lat, "clips_per_s": 1e3 / lat["median"],
         "gflops_per_s": ref.flops / 1e9 / (lat["median"] / 1e3), "memory": measured["memory"],
-        "parity": {"reference": REFERENCE, "seeds": list(doc["settings"].get("parity_seeds") or []) or None,
-                   **report.to_dict()},
     })
-    if result["parity"]["seeds"] is None:
-        del result["parity"]["seeds"]
+    if logits is not None:
+        result["parity"] = {"reference": REFERENCE, "seeds": list(ref.seeds),
+                            **compare_logits(ref.logits, logits).to_dict()}
     return result
