@@ -114,3 +114,16 @@ def test_onnxruntime_trace_aggregation_counts_kernels_only():
     ops = onnxruntime_ops(trace, runs=2)
     assert ops[0] == {"op": "Conv", "total_ms": 0.2, "calls": 1, "share": 0.8}
     assert ops[1]["op"] == "MatMul" and ops[1]["share"] == pytest.approx(0.2)
+
+
+def test_etdump_aggregation_drops_warmup_wrappers_and_instance_suffix():
+    from vmf_deploy.bench.profile import executorch_ops
+
+    rows = [("Convolution (NHWC, F32) IGEMM #1", [9.0, 1.0, 1.0]),
+            ("Convolution (NHWC, F32) IGEMM #2", [9.0, 2.0, 2.0]),
+            ("Transpose (ND, X32) #1", [5.0, 1.0, 1.0]),
+            ("DELEGATE_CALL", [30.0, 5.0, 5.0]), ("Method::execute", [31.0, 5.1, 5.1])]
+    ops = executorch_ops(rows, runs=2)
+    assert [o["op"] for o in ops] == ["Convolution (NHWC, F32) IGEMM", "Transpose (ND, X32)"]
+    assert ops[0]["total_ms"] == pytest.approx(3.0) and ops[0]["calls"] == 2
+    assert ops[0]["share"] == pytest.approx(0.75)

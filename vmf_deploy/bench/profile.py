@@ -1,4 +1,4 @@
-"""Per-op time breakdown of one backend: onnxruntime's profiler, PyTorch's profiler.
+"""Per-op time breakdown of one backend: onnxruntime's profiler, ExecuTorch's ETDump, PyTorch's profiler.
 
 Each profiler runs in a separate pass after the timed runs (profiling perturbs timing) and
 is aggregated by op type into ``{"source", "file", "ops": [{"op", "total_ms", "calls",
@@ -65,6 +65,46 @@ def profile_onnxruntime(runner, clip: np.ndarray, runs: int, out_dir: Path, arti
             "ops": onnxruntime_ops(trace, runs)}
 
 
+def executorch_ops(rows: list[tuple[str, list[float]]], runs: int) -> list[dict]:
+    """Aggregate ETDump events ``(event name, per-run ms)`` by op kind, dropping the warm-up run.
+
+    XNNPACK names its delegate events ``"Convolution (NHWC, F32) IGEMM #3"``: the ``#N``
+    instance suffix is dropped so instances of one kernel add up. The wrappers
+    (``DELEGATE_CALL``, ``Method::execute``) are left out: they contain the ops.
+    """
+    times: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    for name, per_run in rows:
+        if name in ("DELEGATE_CALL", "Method::execute") or len(per_run) < 2:
+            continue
+        op = name.rsplit(" #", 1)[0]
+        times[op] += 1e3 * float(sum(per_run[1:]))  # ms → µs, timed runs only
+        calls[op] += len(per_run) - 1
+    return aggregate(times, calls, runs)
+
+
+def profile_executorch(clip: np.ndarray, runs: int, out_dir: Path, artifact: Path) -> dict:
+    """Run the program with ETDump collection (1 warm-up + ``runs``) and aggregate it with the Inspector."""
+    import torch
+    from executorch.devtools import Inspector
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(artifact, enable_etdump=True, debug_buffer_size=1 << 24)
+    method = program.load_method("forward")
+    x = torch.from_numpy(clip)
+    for _ in range(runs + 1):
+        method.execute([x])
+    etdump = out_dir / "executorch.etdp"
+    program.write_etdump_result_to_file(str(etdump), str(out_dir / "executorch_debug.bin"))
+    frame = Inspector(etdump_path=str(etdump)).to_dataframe()
+    frame = frame[frame["event_block_name"] == "Execute"]
+    rows = [(str(name), list(raw)) for name, raw in zip(frame["event_name"], frame["raw"])]
+    from importlib.metadata import version
+
+    return {"source": f"executorch {version('executorch')} ETDump (Inspector)", "file": str(etdump),
+            "ops": executorch_ops(rows, runs)}
+
+
 def profile_torch(model, clip: np.ndarray, runs: int, out_dir: Path) -> dict:  # noqa: ANN001
     """PyTorch profiler over ``runs`` eager forward passes, aggregated by aten op (self time)."""
     import torch
@@ -92,6 +132,8 @@ def profile_runner(runner, clip: np.ndarray, runs: int, out_dir: Path, artifact:
     out_dir.mkdir(parents=True, exist_ok=True)
     if hasattr(runner, "session_options") and hasattr(runner, "providers") and artifact is not None:
         return profile_onnxruntime(runner, clip, runs, out_dir, artifact)
+    if runner.name.startswith("executorch") and artifact is not None:
+        return profile_executorch(clip, runs, out_dir, artifact)
     model = getattr(runner, "model", None)
     if model is not None and hasattr(model, "named_modules"):
         return profile_torch(model, clip, runs, out_dir)
