@@ -244,3 +244,27 @@ def test_runner_reports_an_unbuilt_runtime(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("VMF_RUN", str(tmp_path / "missing" / "vmf_run"))
     reason = ExecuTorchNativeRunner.availability()
     assert reason is not None and reason.startswith("skipped: native runtime not built")
+
+
+@pytest.mark.slow
+def test_real_vmf_export_runs_natively(vmf_run: Path, tmp_path: Path) -> None:
+    """vmf-export's 560m (16 frames) .pte: native logits equal the Python runtime's, frames-dir top-5 agrees."""
+    from vmf_deploy.export.pipeline import export_model
+    from vmf_deploy.runners.executorch_xnnpack import ExecuTorchXNNPACKRunner
+
+    result = export_model("560m", "executorch", tmp_path / "export", frames=16)
+    spec = PreprocessSpec.from_dict(result.manifest["preprocessing"])
+    native, python = ExecuTorchNativeRunner(binary=vmf_run), ExecuTorchXNNPACKRunner()
+    native.load(result.artifact)
+    python.load(result.artifact)
+    try:
+        for clip in parity_clips(spec.input_shape, [0, 1, 2]):
+            a, b = native.run(clip), python.run(clip)
+            assert np.abs(a - b).max() <= 1e-5 * max(1.0, np.abs(b).max())
+    finally:
+        native.close()
+    frames = random_video(40, 180, 320, seed=7)
+    proc = run_cli(vmf_run, result.artifact, "--frames-dir", write_frames(tmp_path / "frames", frames))
+    assert proc.returncode == 0, proc.stderr
+    logits = python.run(preprocess_video(frames, spec))[0]
+    assert top5_lines(proc.stdout) == [kinetics400_labels()[i] for i in np.argsort(-logits, kind="stable")[:5]]

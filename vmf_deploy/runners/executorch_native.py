@@ -11,6 +11,7 @@ against the manifest before loading, so a tampered ``.pte`` is refused here too.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -21,6 +22,12 @@ import numpy as np
 from ..manifest import ManifestError, manifest_path, read_manifest
 from ..native_build import vmf_run_path
 from .base import BackendUnavailable, Runner, RunnerError
+
+def _fast_tmp_dir() -> str | None:
+    """A RAM-backed folder for the per-clip tensor files (``/dev/shm`` on Linux), else the default temp dir."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
 
 BUILD_HINT = "python -m vmf_deploy.native_build (cmake -S runtimes -B runtimes/build ...; see docs/runtime.md)"
 
@@ -61,7 +68,7 @@ class ExecuTorchNativeRunner(Runner):
             raise RunnerError(f"{e} (the native runtime reads the preprocessing, shapes and hash from it)") from None
         self.input_shape = tuple(manifest["input"]["shape"])
         self.output_shape = tuple(manifest["output"]["shape"])
-        self.workdir = Path(tempfile.mkdtemp(prefix="vmf-native-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix="vmf-native-", dir=_fast_tmp_dir()))
         self.stderr_path = self.workdir / "stderr.log"
         cmd = [str(self.binary), str(artifact), "--manifest", str(manifest_path(artifact)), "--serve"]
         if self.threads:
