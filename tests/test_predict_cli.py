@@ -91,8 +91,8 @@ def test_missing_video_fails_that_file_only(batch, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--variant", "560m", "--backend", "onnxruntime-cpu"], "--variant runs eager PyTorch (torch-cpu); to use "
-                                                            "onnxruntime-cpu, export first"),
+    (["--variant", "560m", "--backend", "onnxruntime-cpu"], "--variant runs eager PyTorch (torch-cpu, torch-cuda); "
+                                                            "to use onnxruntime-cpu, export first"),
     (["--artifact", "x.onnx", "--frames", "8"], "--checkpoint and --frames go with --variant"),
     (["--variant", "560m", "--topk", "0"], "--topk must be a positive integer, got 0"),
     (["--variant", "3g"], "unknown variant '3g'; valid variants:"),

@@ -19,6 +19,8 @@ from .preprocess import PreprocessSpec, spec_for
 from .runners import BACKENDS, BackendUnavailable, Runner, RunnerError, get_runner, runner_class
 from .video import Clip, VideoError, read_clip
 
+EAGER_SUFFIX = ".safetensors"
+"""Runners with this artifact suffix run a PyTorch model in eager mode (torch-cpu, torch-cuda) and take ``model=``."""
 SEEDED_INIT_NOTE = ("weights are the deterministic seeded init, not trained: the labels are meaningless "
                     "(pass --checkpoint or an exported --artifact for real predictions)")
 
@@ -79,8 +81,9 @@ class Predictor:
     def from_artifact(cls, artifact: str | Path, backend: str | None = None, threads: int | None = None) -> "Predictor":
         """Load an exported artifact: verify it against its manifest, then open it in ``backend``.
 
-        ``backend`` defaults to the first backend that runs the artifact's format. ``torch-cpu``
-        runs the model the manifest says the artifact was exported from (the reference).
+        ``backend`` defaults to the first backend that runs the artifact's format. An eager backend
+        (``torch-cpu``, ``torch-cuda``) runs the model the manifest says the artifact was exported
+        from: the reference the artifact is compared with.
         """
         t0 = time.perf_counter()
         artifact = Path(artifact)
@@ -94,8 +97,8 @@ class Predictor:
             raise ModelLoadError(str(e)) from None
         labels = _manifest_labels(artifact, manifest)
         backend = backend or default_backend(artifact)
-        if backend == "torch-cpu":
-            runner = get_runner("torch-cpu", threads, model=model_from_manifest(manifest))
+        if is_eager(backend):
+            runner = _eager_runner(backend, threads, model_from_manifest(manifest))
         else:
             runner = _load_runner(backend, artifact, threads)
         source = manifest["model"].get("source") or {}
@@ -108,8 +111,8 @@ class Predictor:
 
     @classmethod
     def from_variant(cls, variant: str, checkpoint: str | Path | None = None, frames: int | None = None,
-                     threads: int | None = None, seed: int = 0) -> "Predictor":
-        """Eager PyTorch (torch-cpu): a checkpoint of ``variant``, or its seeded init (optionally ``frames`` long)."""
+                     threads: int | None = None, seed: int = 0, backend: str = "torch-cpu") -> "Predictor":
+        """Eager PyTorch: a checkpoint of ``variant``, or its seeded init (optionally ``frames`` long)."""
         from .checkpoint import CheckpointError, load_checkpoint
         from .labels import kinetics400_labels
         from .models import ConfigError, build_seeded_model
@@ -131,9 +134,9 @@ class Predictor:
         spec = spec_for(model.cfg)
         info = {"variant": variant, "source": "checkpoint" if checkpoint else "seeded-init",
                 "seed": None if checkpoint else seed, "checkpoint": str(checkpoint) if checkpoint else None,
-                "artifact": None, "sha256": None, "precision": "fp32", "backend": "torch-cpu", "threads": threads,
+                "artifact": None, "sha256": None, "precision": "fp32", "backend": backend, "threads": threads,
                 "input_shape": list(spec.input_shape), "parity": None}
-        return cls(get_runner("torch-cpu", threads, model=model), spec, labels, info, time.perf_counter() - t0)
+        return cls(_eager_runner(backend, threads, model), spec, labels, info, time.perf_counter() - t0)
 
     @property
     def notes(self) -> list[str]:
@@ -169,6 +172,14 @@ def top_k(logits: np.ndarray, labels: tuple[str, ...], k: int) -> list[tuple[int
     return [(int(i), labels[i], float(p[i])) for i in order]
 
 
+def is_eager(backend: str) -> bool:
+    """True for backends that run a PyTorch model in eager mode (they take ``model=``, not an artifact)."""
+    try:
+        return runner_class(backend).artifact_suffix == EAGER_SUFFIX
+    except (ImportError, AttributeError, ValueError):
+        return False
+
+
 def default_backend(artifact: str | Path) -> str:
     """The first registered backend that runs files with the artifact's suffix."""
     suffix = Path(artifact).suffix
@@ -177,7 +188,7 @@ def default_backend(artifact: str | Path) -> str:
             cls = runner_class(name)
         except (ImportError, AttributeError):
             continue  # a backend whose module is not part of this install
-        if cls.artifact_suffix == suffix and name != "torch-cpu":
+        if cls.artifact_suffix == suffix and suffix != EAGER_SUFFIX:
             return name
     raise ModelLoadError(f"no backend runs {suffix or 'suffix-less'} artifacts ({artifact}); "
                          "pass an artifact written by vmf-export (.onnx, .pte, .mlpackage)")
@@ -247,6 +258,17 @@ def _manifest_labels(artifact: Path, manifest: dict) -> tuple[str, ...]:
     return labels
 
 
+def _eager_runner(backend: str, threads: int | None, model: object) -> Runner:
+    """An eager PyTorch runner holding ``model``, or :class:`ModelLoadError` if it cannot run here."""
+    reason = runner_class(backend).availability()
+    if reason:
+        raise ModelLoadError(f"backend {backend} cannot run here: {reason}")
+    try:
+        return get_runner(backend, threads, model=model)
+    except (RunnerError, BackendUnavailable) as e:
+        raise ModelLoadError(str(e)) from None
+
+
 def _load_runner(backend: str, artifact: Path, threads: int | None) -> Runner:
     """Open ``artifact`` in ``backend``'s runner, or raise :class:`ModelLoadError` saying why not."""
     try:
@@ -271,4 +293,4 @@ def _load_runner(backend: str, artifact: Path, threads: int | None) -> Runner:
 
 
 __all__ = ["InferenceError", "ModelLoadError", "Prediction", "Predictor", "VideoError", "default_backend",
-           "error_record", "model_from_manifest", "top_k"]
+           "error_record", "is_eager", "model_from_manifest", "top_k"]

@@ -33,12 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--artifact", type=Path, help="exported artifact (.onnx, .pte, .mlpackage) with its "
                         ".manifest.json beside it")
-    source.add_argument("--variant", help="registry name run in eager PyTorch (torch-cpu)")
+    source.add_argument("--variant", help="registry name run in eager PyTorch (torch-cpu or torch-cuda)")
     parser.add_argument("--checkpoint", type=Path, help="weights for --variant (without it: the seeded init)")
     parser.add_argument("--frames", type=int, help="clip length for --variant's seeded init (default: the variant's)")
     parser.add_argument("--backend", choices=list(BACKENDS), help="default: torch-cpu for --variant; for "
                         "--artifact the first backend that runs its format (.onnx onnxruntime-cpu, .pte "
-                        "executorch-xnnpack); torch-cpu with --artifact runs the model it was exported from")
+                        "executorch-xnnpack, .mlpackage coreml); torch-cpu/torch-cuda with --artifact run the "
+                        "PyTorch model it was exported from (the reference)")
     parser.add_argument("--topk", type=int, default=5, help="classes to show per video (default 5)")
     parser.add_argument("--json", metavar="FILE", help="write one record per video to FILE ('-' for stdout)")
     parser.add_argument("--threads", type=int, help="intra-op threads of the backend (default: its own)")
@@ -72,8 +73,10 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
 
     if args.variant and args.variant not in list_models():
         parser.error(str(unknown_model_error(args.variant)))
-    if args.variant and args.backend not in (None, "torch-cpu"):
-        parser.error(f"--variant runs eager PyTorch (torch-cpu); to use {args.backend}, export first "
+    from ..predict import is_eager
+
+    if args.variant and args.backend and not is_eager(args.backend):
+        parser.error(f"--variant runs eager PyTorch (torch-cpu, torch-cuda); to use {args.backend}, export first "
                      f"(vmf-export --variant {args.variant} ...) and pass --artifact")
     if args.artifact and (args.checkpoint or args.frames):
         parser.error("--checkpoint and --frames go with --variant; an artifact's manifest fixes both")
@@ -94,7 +97,8 @@ def load_predictor(args: argparse.Namespace) -> "object":
     try:
         if args.artifact:
             return Predictor.from_artifact(args.artifact, args.backend, args.threads)
-        return Predictor.from_variant(args.variant, args.checkpoint, args.frames, args.threads)
+        return Predictor.from_variant(args.variant, args.checkpoint, args.frames, args.threads,
+                                      backend=args.backend or "torch-cpu")
     except ModelLoadError as e:
         fail(PROG, str(e), EXIT_MODEL)
 
