@@ -7,7 +7,7 @@ and ``a1 ≥ 0``, the activation is exactly ``relu(x) + a2·x``: the feature map
 read by one ReLU and one multiply-add instead of two multiplies and a maximum, and
 the per-frame ``a1`` tensors disappear.
 
-The coefficient MLP is rewritten without changing a single rounding step of ``s``:
+The coefficient MLP is rewritten exactly (only fc1's summation order changes):
 
 * ``fc1([p ⊕ t]) = W_p·p + (W_t·t + b)``: the token half is computed once per clip
   instead of being expanded to every frame and concatenated;

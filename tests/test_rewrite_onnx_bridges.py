@@ -1,0 +1,123 @@
+"""ONNX bridge fusion: every Mobile→Former / Former→Mobile bridge becomes one ``Attention`` node."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from vmf_deploy import build_seeded_model
+from vmf_deploy.export import onnx_export
+from vmf_deploy.models.layers import FormerToMobile, MobileToFormer
+from vmf_deploy.rewrites import run_rewrites
+from vmf_deploy.rewrites.onnx_bridge_attention import OnnxBridgeAttention, fuse_bridges
+
+ort = pytest.importorskip("onnxruntime")
+
+VARIANTS = ["560m", "1g", "2g", "5g"]
+RECIPE = Path("export/onnx.toml")
+
+
+def export(model: nn.Module, shape: tuple[int, ...], opset: int = 18) -> onnx.ModelProto:
+    """What the export pipeline produces before its ONNX-stage rewrites: dynamo export + onnxsim."""
+    return onnx_export.simplify_onnx(onnx_export.trace_to_onnx(model, shape, opset, RECIPE), RECIPE)
+
+
+def run(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return session.run(None, {"video": x})[0]
+
+
+def rel_error(ref: np.ndarray, out: np.ndarray) -> float:
+    return float(np.abs(out - ref).max() / np.abs(ref).max())
+
+
+def ops(proto: onnx.ModelProto) -> Counter:
+    return Counter(n.op_type for n in proto.graph.node)
+
+
+class OneBridge(nn.Module):
+    """A single bridge with fixed tokens, wrapped to the pipeline's one-input contract."""
+
+    def __init__(self, bridge: nn.Module, tokens: int, token_dim: int) -> None:
+        super().__init__()
+        self.bridge = bridge
+        self.tokens = nn.Parameter(torch.randn(1, tokens, token_dim))
+        self.mix = nn.Linear(token_dim, token_dim)  # keeps the queries/keys a computed value, not a constant
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        toks = self.mix(self.tokens + x.mean())
+        out = self.bridge(x, toks)
+        return out if out.dim() == 3 else out.mean(dim=(3, 4))
+
+
+@pytest.mark.parametrize("per_frame", [False, True], ids=["clip-tokens", "per-frame-tokens"])
+@pytest.mark.parametrize("kind", [MobileToFormer, FormerToMobile], ids=lambda k: k.__name__)
+def test_single_bridge_becomes_one_attention_node(kind: type, per_frame: bool) -> None:
+    torch.manual_seed(0)
+    frames = 4
+    tokens = 6 * (frames if per_frame else 1)
+    module = OneBridge(kind(32, 48, heads=2, per_frame=per_frame), tokens, 48).eval()
+    proto = export(module, (1, 32, frames, 9, 7))
+    fused, count = fuse_bridges(proto)
+    assert count == 1
+    assert ops(fused)["Attention"] == 1 and ops(fused)["Softmax"] == 0
+    attention = next(n for n in fused.graph.node if n.op_type == "Attention")
+    scale = next(a.f for a in attention.attribute if a.name == "scale")
+    assert scale == pytest.approx(16 ** -0.5, rel=1e-7)  # the bridge's own scale, kept exactly
+    onnx.checker.check_model(fused, full_check=True)
+    x = np.random.default_rng(0).standard_normal((1, 32, frames, 9, 7)).astype(np.float32)
+    with torch.no_grad():
+        ref = module(torch.from_numpy(x)).numpy()
+    assert rel_error(ref, run(fused, x)) <= 1e-5
+    assert rel_error(run(proto, x), run(fused, x)) <= 1e-5
+
+
+def test_a_graph_without_bridges_is_returned_unchanged() -> None:
+    model = build_seeded_model("mobile3d-560m", frames=8, resolution=32).eval()
+    proto = export(model, model.cfg.input_shape)
+    result = OnnxBridgeAttention().apply(proto)
+    assert result.count == 0 and result.obj is proto
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_whole_model_every_bridge_fused(variant: str) -> None:
+    model = build_seeded_model(variant, frames=16, resolution=32).eval()
+    proto = export(model, model.cfg.input_shape)
+    fused, count = fuse_bridges(proto)
+    n_bridges = 2 * len(model.blocks) + 1  # two per block plus the head's
+    assert count == n_bridges
+    assert ops(fused)["Attention"] == n_bridges
+    assert ops(fused)["Softmax"] == len(model.blocks)  # only the Formers' self-attention softmaxes remain
+    assert ops(proto)["Softmax"] == len(model.blocks) + n_bridges
+    onnx_export.check_onnx(fused)
+    x = np.random.default_rng(1).standard_normal(model.cfg.input_shape).astype(np.float32)
+    assert rel_error(run(proto, x), run(fused, x)) <= 1e-5
+
+
+@pytest.mark.parametrize("variant", ["560m", *[pytest.param(v, marks=pytest.mark.slow) for v in VARIANTS[1:]]])
+def test_all_onnx_fusions_match_the_unfused_export(variant: str) -> None:
+    """The export pipeline's two rewrite stages with fuse on vs off (vmf-export --no-fuse)."""
+    model = build_seeded_model(variant, frames=16, resolution=32).eval()
+    shape = model.cfg.input_shape
+    outputs, applied = {}, {}
+    for fuse in (False, True):
+        rewritten, module_applied = run_rewrites("onnx", "module", model, fuse=fuse)
+        proto, onnx_applied = run_rewrites("onnx", "onnx", export(rewritten, shape), fuse=fuse)
+        onnx_export.check_onnx(proto)
+        applied[fuse] = {a["name"]: a["count"] for a in module_applied + onnx_applied}
+        x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+        outputs[fuse] = run(proto, x)
+    expected = {"stem_conv_fusion": 1, "dyrelu_fusion": 2 * len(model.blocks),
+                "onnx_bridge_attention": 2 * len(model.blocks) + 1}
+    assert applied[True].items() >= expected.items()
+    assert not any(applied[False].values())
+    assert rel_error(outputs[False], outputs[True]) <= 1e-5
