@@ -82,3 +82,25 @@ def test_executorch_fusions_compose_with_the_frames_layout(variant: str, overrid
     with torch.no_grad():
         assert rel_error(model(x), outputs[True]) <= 1e-5
     assert rel_error(outputs[False], outputs[True]) <= 1e-5
+
+
+def test_coreml_lowers_each_bridge_to_its_fused_sdpa_op_on_ios18() -> None:
+    ct = pytest.importorskip("coremltools")
+
+    class TwoBridges(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.m2f, self.f2m = MobileToFormer(32, 48), FormerToMobile(32, 48)
+            self.tokens = torch.nn.Parameter(torch.randn(1, 6, 48))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.f2m(x, self.m2f(x, self.tokens))
+
+    module = TwoBridges().eval()
+    assert bridges_to_sdpa(module) == 2
+    program = torch.export.export(module, (torch.randn(1, 32, 4, 8, 8),)).run_decompositions({})
+    mlmodel = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS18,
+                         compute_precision=ct.precision.FLOAT32)
+    op_types = [op.op_type for op in mlmodel._mil_program.functions["main"].operations]
+    assert op_types.count("scaled_dot_product_attention") == 2
+    assert "softmax" not in op_types

@@ -1,8 +1,9 @@
 """Bridges → ``torch.nn.functional.scaled_dot_product_attention`` (module stage, CoreML).
 
 coremltools maps ``scaled_dot_product_attention`` to Core ML's fused MIL op of the
-same name when the deployment target is iOS18 / macOS15 or newer (older targets get
-the matmul/softmax decomposition, the same arithmetic). The rewritten bridges compute
+same name when the deployment target is iOS18 / macOS15 or newer and no explicit
+scale is passed (older targets get the matmul/softmax decomposition, the same
+arithmetic); the bridges' scale is SDPA's default ``1/sqrt(head_dim)``, so it is left out. The rewritten bridges compute
 exactly the attention of the originals (same scale, same head split) with the feature
 map's layout change written once as a transpose of the ``(B, h, c, N)`` view.
 
@@ -16,6 +17,7 @@ avoids by computing ``kv @ attnᵀ`` and ``k @ x``.
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +39,7 @@ class MobileToFormerSDPA(MobileToFormer):
         ch = c // self.heads
         kv = feats.reshape(b, self.heads, ch, n).transpose(2, 3)  # (B, h, N, c)
         q = self.to_q(toks).reshape(b, m, self.heads, ch).transpose(1, 2)  # (B, h, M, c)
-        out = F.scaled_dot_product_attention(q, kv, kv, scale=self.scale)  # (B, h, M, c)
+        out = F.scaled_dot_product_attention(q, kv, kv, scale=sdpa_scale(self.scale, ch))  # (B, h, M, c)
         out = out.transpose(1, 2).reshape(b, m, c)
         out = out * (2.0 * F.hardsigmoid(self.gate(toks)))
         toks = toks + self.proj(out)
@@ -57,10 +59,19 @@ class FormerToMobileSDPA(FormerToMobile):
         q = feats.reshape(b, self.heads, ch, n).transpose(2, 3)  # (B, h, N, c)
         k = self.to_k(toks).reshape(b, m, self.heads, ch).transpose(1, 2)  # (B, h, M, c)
         v = self.to_v(toks).reshape(b, m, self.heads, ch).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale).transpose(2, 3).reshape(b, c, n)
+        out = F.scaled_dot_product_attention(q, k, v, scale=sdpa_scale(self.scale, ch)).transpose(2, 3).reshape(b, c, n)
         if self.per_frame:
             out = out.reshape(b0, t, c, h, w).permute(0, 2, 1, 3, 4)
         return x + out.reshape(b0, c, t, h, w)
+
+
+def sdpa_scale(scale: float, head_dim: int) -> float | None:
+    """``None`` when ``scale`` is SDPA's default ``1/sqrt(head_dim)``, else ``scale``.
+
+    coremltools lowers ``scaled_dot_product_attention`` to Core ML's fused op only when no
+    explicit scale is given (the MIL op has no scale input); the bridges' scale is the default.
+    """
+    return None if math.isclose(scale, 1.0 / math.sqrt(head_dim), rel_tol=1e-12) else scale
 
 
 SDPA_FORMS = {MobileToFormer: MobileToFormerSDPA, FormerToMobile: FormerToMobileSDPA}
