@@ -61,31 +61,51 @@ def write_manifest(artifact: Path, spec: PreprocessSpec, num_classes: int = 400)
     return write_json_atomic(manifest_path(artifact), manifest)
 
 
-class FrameClassifier(torch.nn.Module):
-    """A small per-frame CNN over an NCTHW clip, 4D inside (what XNNPACK delegates), 400 classes."""
+class TinyVideoNet(torch.nn.Module):
+    """A small 5D video CNN (Conv3d + BatchNorm3d, 400 classes) for the native-runtime tests."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv1 = torch.nn.Conv2d(3, 16, 3, stride=2, padding=1)
-        self.conv2 = torch.nn.Conv2d(16, 32, 3, stride=2, padding=1)
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv3d(3, 16, 3, stride=(1, 2, 2), padding=1), torch.nn.BatchNorm3d(16), torch.nn.ReLU(),
+            torch.nn.Conv3d(16, 32, 3, stride=(1, 2, 2), padding=1), torch.nn.BatchNorm3d(32), torch.nn.ReLU())
         self.fc = torch.nn.Linear(32, 400)
+        g = torch.Generator().manual_seed(0)
+        for bn in (self.features[1], self.features[4]):  # non-trivial BatchNorm statistics
+            bn.running_mean.copy_(0.1 * torch.randn(bn.num_features, generator=g))
+            bn.running_var.copy_(0.5 + torch.rand(bn.num_features, generator=g))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, t, h, w = x.shape
-        frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-        y = torch.relu(self.conv2(torch.relu(self.conv1(frames))))
-        return self.fc(y.mean(dim=(2, 3)).reshape(b, t, -1).mean(dim=1))
+        return self.fc(self.features(x).mean(dim=(2, 3, 4)))
+
+
+class FrameTinyVideoNet(torch.nn.Module):
+    """TinyVideoNet on 4D frames: what the frames_to_batch rewrite builds for it (registered below)."""
+
+    def __init__(self, model: TinyVideoNet, convert) -> None:  # noqa: ANN001
+        super().__init__()
+        self.features, self.fc = convert(model.features), model.fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from vmf_deploy.rewrites.frame_layers import clip_to_frames
+
+        batch = x.shape[0]
+        frames = self.features(clip_to_frames(x), batch)
+        return self.fc(frames.mean(dim=(2, 3)).reshape(batch, -1, frames.shape[1]).mean(dim=1))
 
 
 @pytest.fixture(scope="session")
 def pte(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A .pte lowered by vmf_deploy's ExecuTorch lowering (XNNPACK), with its manifest and labels."""
+    """A .pte lowered by vmf_deploy's ExecuTorch path (BatchNorm folding, frames_to_batch, XNNPACK), with its
+    manifest and labels."""
     from vmf_deploy.export.executorch_export import lower_to_executorch
+    from vmf_deploy.rewrites.frames_to_batch import register_frame_converter
 
+    register_frame_converter(TinyVideoNet)(FrameTinyVideoNet)
     torch.manual_seed(0)
     recipe = {"partitioner": "xnnpack", "require_full_delegation": True, "memory_planning": "greedy",
               "alloc_graph_input": True, "alloc_graph_output": True, "extract_delegate_segments": True}
-    program = lower_to_executorch(FrameClassifier().eval(), torch.zeros(SPEC.input_shape), recipe)
+    program = lower_to_executorch(TinyVideoNet().eval(), torch.zeros(SPEC.input_shape), recipe)
     assert program.delegation["compute_ops_delegated_pct"] == 100.0
     path = program.save(tmp_path_factory.mktemp("pte") / "tiny-frames.pte")
     write_manifest(path, SPEC)
