@@ -162,6 +162,18 @@ def _memory_planning_pass(options: dict):  # noqa: ANN202 - executorch type impo
                               alloc_graph_output=options["alloc_graph_output"])
 
 
+def _hardsigmoid_with_scalars(x: torch.Tensor) -> torch.Tensor:
+    """ATen's ``hardsigmoid`` as ``hardtanh(x + 3, 0, 6) / 6`` with Python-scalar constants.
+
+    The default decomposition lifts its constants as 0-d tensors, which ExecuTorch converts with
+    portable ``_to_dim_order_copy`` ops outside the delegate at every run.
+    """
+    return torch.ops.aten.div.Tensor(torch.ops.aten.hardtanh.default(torch.ops.aten.add.Tensor(x, 3.0), 0.0, 6.0), 6.0)
+
+
+_SCALAR_DECOMPOSITIONS = {torch.ops.aten.hardsigmoid.default: _hardsigmoid_with_scalars}
+
+
 def lower_to_executorch(model: nn.Module, example: torch.Tensor, recipe: Any, fuse: bool = True) -> ExecuTorchProgram:
     """Lower ``model`` (eval mode) for input ``example`` to an ExecuTorch XNNPACK program.
 
@@ -195,6 +207,7 @@ def lower_to_executorch(model: nn.Module, example: torch.Tensor, recipe: Any, fu
     except Exception as e:  # torch.export raises many unrelated types
         raise ExportError(f"torch.export could not capture the rewritten {type(model).__name__} for input "
                           f"{tuple(example.shape)}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    exported = exported.run_decompositions(_SCALAR_DECOMPOSITIONS)
     seconds["export"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -1,9 +1,9 @@
 """Fold eval-mode BatchNorm into the conv or Linear that feeds it.
 
-The pairs are found on the dataflow graph, not guessed from module order: the model
-is captured once with ``torch.export`` on its default input shape (``model.cfg.input_shape``
-or ``model.example_input_shape``), and a BatchNorm (1d/2d/3d) is folded when its input
-is the output of a Conv (1d/2d/3d) or Linear module used by nothing else. The conv's
+The pairs are found on the dataflow, not guessed from module order: a meta-device copy
+of the model runs once on its export shape (``model.example_input_shape`` or
+``model.cfg.input_shape``), and a BatchNorm (1d/2d/3d) is folded when its input is the
+output of a Conv (1d/2d/3d) or Linear module used by nothing else. The conv's
 weight and bias absorb ``γ / sqrt(var + eps)`` and ``β − mean · γ / sqrt(var + eps)``
 (computed in float64, stored in the conv's dtype) and the BatchNorm becomes
 ``nn.Identity``. The model is deep-copied; the original is untouched.
@@ -12,9 +12,11 @@ weight and bias absorb ``γ / sqrt(var + eps)`` and ``β − mean · γ / sqrt(v
 from __future__ import annotations
 
 import copy
+from collections import Counter
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .base import Rewrite, RewriteResult
 
@@ -32,31 +34,56 @@ def example_input(model: nn.Module) -> torch.Tensor:
     return torch.zeros(tuple(shape))
 
 
-def _module_path(node: torch.fx.Node) -> str | None:
-    stack = node.meta.get("nn_module_stack")
-    if not stack:
-        return None
-    return list(stack.values())[-1][0]
+class _UseCounter(TorchFunctionMode):
+    """Counts the tensor-producing torch calls that read each tensor (keeps the tensors alive so ids stay unique)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.uses: Counter[int] = Counter()
+        self.alive: list[torch.Tensor] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204 - torch protocol
+        result = func(*args, **(kwargs or {}))
+        outputs = result if isinstance(result, (tuple, list)) else (result,)
+        if any(isinstance(o, torch.Tensor) for o in outputs):  # dataflow; x.dim()/x.shape are not uses
+            for arg in (*args, *(kwargs or {}).values()):
+                if isinstance(arg, torch.Tensor):
+                    self.uses[id(arg)] += 1
+                    self.alive.append(arg)
+        return result
 
 
 def find_conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
-    """``(conv_path, bn_path)`` of every BatchNorm fed only by a Conv/Linear module's output."""
-    modules = dict(model.named_modules())
-    with torch.no_grad():
-        graph = torch.export.export(model, (example_input(model),), strict=False).graph
+    """``(conv_path, bn_path)`` of every BatchNorm whose input is a Conv/Linear module's output used by nothing else.
+
+    Found by running a meta-device copy once on the export shape with module hooks (which
+    tensor each conv produced, which tensor each BatchNorm read) and a function mode counting
+    the uses of every tensor: dataflow, not module order.
+    """
+    meta = copy.deepcopy(model).to("meta")
+    produced: dict[int, str] = {}
+    read: list[tuple[str, int]] = []
+    hooks = []
+    for name, module in meta.named_modules():
+        if isinstance(module, _CONVS):
+            hooks.append(module.register_forward_hook(
+                lambda mod, args, out, name=name: produced.__setitem__(id(out), name)))
+        elif isinstance(module, _NORMS):
+            hooks.append(module.register_forward_pre_hook(
+                lambda mod, args, name=name: read.append((name, id(args[0])))))
+    counter = _UseCounter()
+    try:
+        with torch.no_grad(), counter:
+            outputs = meta(example_input(model).to("meta"))
+    finally:
+        for h in hooks:
+            h.remove()
+    del outputs
     pairs = []
-    for node in graph.nodes:
-        bn_path = _module_path(node)
-        if node.op != "call_function" or not isinstance(modules.get(bn_path), _NORMS):
-            continue
-        if not node.args or not isinstance(node.args[0], torch.fx.Node):
-            continue
-        producer = node.args[0]
-        conv_path = _module_path(producer)
-        if isinstance(modules.get(conv_path), _CONVS) and len(producer.users) == 1:
-            pair = (conv_path, bn_path)
-            if pair not in pairs:
-                pairs.append(pair)
+    for bn_path, tensor_id in read:
+        conv_path = produced.get(tensor_id)
+        if conv_path is not None and counter.uses[tensor_id] == 1 and (conv_path, bn_path) not in pairs:
+            pairs.append((conv_path, bn_path))
     return pairs
 
 

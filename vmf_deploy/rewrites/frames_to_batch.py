@@ -25,8 +25,10 @@ from torch import nn
 from ..models import blocks as B
 from ..models import layers as L
 from ..models import vmf as V
+from ..models import x3d as X
 from . import frame_layers as FL
 from . import frame_vmf as FV
+from . import frame_x3d as FX
 from .base import Rewrite, RewriteResult
 from .fold_batchnorm import example_input
 
@@ -123,6 +125,11 @@ register_frame_converter(B.VMFHead)(FV.FrameVMFHead)
 register_frame_converter(B.Mobile3DHead)(FV.FrameMobile3DHead)
 register_frame_converter(V.VideoMobileFormer)(FV.FrameVideoMobileFormer)
 register_frame_converter(V.Mobile3D)(FV.FrameMobile3D)
+register_frame_converter(X.SqueezeExcitation)(FX.FrameSqueezeExcitation)
+register_frame_converter(X.X3DStem)(FX.FrameX3DStem)
+register_frame_converter(X.X3DBlock)(FX.FrameX3DBlock)
+register_frame_converter(X.X3DHead)(FX.FrameX3DHead)
+register_frame_converter(X.X3D)(FX.FrameX3D)
 
 _RANK5 = (nn.Conv3d, nn.BatchNorm3d)
 

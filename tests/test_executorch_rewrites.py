@@ -1,0 +1,192 @@
+"""The ExecuTorch module rewrites: BN folding and the 5D → 4D frames-in-batch model, against the originals."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from vmf_deploy import build_seeded_model, list_models
+from vmf_deploy.models.layers import FormerToMobile, FrameDyReLU, MobileToFormer
+from vmf_deploy.rewrites import run_rewrites
+from vmf_deploy.rewrites.fold_batchnorm import FoldBatchNorm
+from vmf_deploy.rewrites.frame_layers import DelegableLayerNorm, FrameBatchNorm, FrameConv3d, clip_to_frames, frames_to_clip
+from vmf_deploy.rewrites.frames_to_batch import FramesToBatch, UnsupportedModule
+
+torch.manual_seed(0)
+
+
+def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / a.abs().max())
+
+
+def _random_bn(bn: nn.modules.batchnorm._BatchNorm) -> nn.modules.batchnorm._BatchNorm:
+    with torch.no_grad():
+        bn.running_mean.normal_(0, 0.3)
+        bn.running_var.uniform_(0.3, 2.0)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.normal_(0, 0.3)
+    return bn.eval()
+
+
+@pytest.mark.parametrize("kernel, stride, padding, groups, bias", [
+    ((3, 3, 3), (1, 1, 1), (1, 1, 1), 8, False),   # Mobile-block depthwise 3×3×3
+    ((3, 3, 3), (1, 2, 2), (1, 1, 1), 8, False),   # stage-entry depthwise, spatial stride
+    ((3, 3, 3), (2, 2, 2), (1, 1, 1), 8, True),    # temporal_downsampling="stages"
+    ((5, 1, 1), (4, 1, 1), (2, 0, 0), 8, False),   # stem temporal conv, stride 4
+    ((5, 1, 1), (8, 1, 1), (2, 0, 0), 8, False),   # stem temporal conv, stride 8
+    ((3, 1, 1), (2, 1, 1), (1, 0, 0), 8, False),   # 2plus1d temporal half, strided
+    ((1, 3, 3), (1, 2, 2), (0, 1, 1), 1, False),   # stem spatial conv
+    ((1, 3, 3), (2, 2, 2), (0, 1, 1), 8, False),   # dw_conv="2d" at a strided stage
+    ((1, 1, 1), (2, 2, 2), (0, 0, 0), 1, False),   # strided 1×1×1 shortcut
+    ((3, 3, 3), (1, 2, 2), (1, 1, 1), 1, True),    # dense 3×3×3 (X3D-like stems)
+])
+def test_frame_conv3d_matches_conv3d(kernel, stride, padding, groups, bias) -> None:
+    conv = nn.Conv3d(8, 16 if groups == 1 else 8, kernel, stride=stride, padding=padding, groups=groups, bias=bias)
+    x = torch.randn(2, 8, 17, 12, 12)  # odd frame count: exercises the tail padding of strided taps
+    with torch.no_grad():
+        ref = conv(x)
+        out = frames_to_clip(FrameConv3d(conv)(clip_to_frames(x), 2), 2)
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max() < 1e-5
+
+
+def test_frame_batchnorm_and_layernorm_match() -> None:
+    bn = _random_bn(nn.BatchNorm3d(6))
+    x = torch.randn(2, 6, 5, 4, 4)
+    with torch.no_grad():
+        assert (frames_to_clip(FrameBatchNorm(bn)(clip_to_frames(x), 2), 2) - bn(x)).abs().max() < 1e-6
+    ln = nn.LayerNorm(32)
+    with torch.no_grad():
+        ln.weight.uniform_(0.5, 1.5)
+        ln.bias.normal_()
+        t = torch.randn(3, 7, 32) * 4 + 2
+        assert (DelegableLayerNorm(ln)(t) - ln(t)).abs().max() < 1e-5
+
+
+class _ConvBN(nn.Module):
+    """Conv3d → BN (foldable), a conv used twice (not foldable), Linear → BN1d (foldable)."""
+
+    example_input_shape = (2, 4, 3, 6, 6)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn = nn.Conv3d(4, 8, 3, padding=1, bias=False), _random_bn(nn.BatchNorm3d(8))
+        self.shared, self.bn_shared = nn.Conv3d(8, 8, 1, bias=True), _random_bn(nn.BatchNorm3d(8))
+        self.fc, self.bn_fc = nn.Linear(8, 5), _random_bn(nn.BatchNorm1d(5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn(self.conv(x))
+        z = self.shared(y)
+        y = self.bn_shared(z) + z  # z has two users: folding would change the residual
+        return self.bn_fc(self.fc(y.mean(dim=(2, 3, 4))))
+
+
+def test_fold_batchnorm_folds_only_sole_consumers() -> None:
+    model = _ConvBN().eval()
+    result = FoldBatchNorm().apply(model)
+    assert result.count == 2
+    assert isinstance(result.obj.bn, nn.Identity) and isinstance(result.obj.bn_fc, nn.Identity)
+    assert isinstance(result.obj.bn_shared, nn.BatchNorm3d)
+    assert isinstance(model.bn, nn.BatchNorm3d)  # the original is untouched
+    x = torch.randn(model.example_input_shape)
+    with torch.no_grad():
+        assert _rel_err(model(x), result.obj(x)) < 1e-5
+
+
+def test_fold_batchnorm_refuses_training_mode() -> None:
+    with pytest.raises(ValueError, match="eval"):
+        FoldBatchNorm().apply(_ConvBN().train())
+
+
+def _bridge_inputs(per_frame: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.randn(2, 16, 4, 6, 6)
+    tokens = torch.randn(2, 6 * (4 if per_frame else 1), 32)
+    return x, tokens
+
+
+@pytest.mark.parametrize("per_frame", [False, True])
+def test_bridges_and_dyrelu_on_frames(per_frame: bool) -> None:
+    from vmf_deploy.rewrites import frame_vmf as FV
+
+    x, tokens = _bridge_inputs(per_frame)
+    m2f, f2m = MobileToFormer(16, 32, 2, per_frame).eval(), FormerToMobile(16, 32, 2, per_frame).eval()
+    frames = clip_to_frames(x)
+    with torch.no_grad():
+        ref_tokens = m2f(x, tokens)
+        out_tokens = FV.FrameMobileToFormer(m2f, DelegableLayerNorm(m2f.norm))(frames, tokens, 2)
+        assert (out_tokens - ref_tokens).abs().max() < 1e-5
+        out = frames_to_clip(FV.FrameFormerToMobile(f2m, frames=4)(frames, tokens, 2), 2)
+        assert (out - f2m(x, tokens)).abs().max() < 1e-5
+        act = FrameDyReLU(16, 32).eval()
+        nn.init.normal_(act.fc2.weight, 0, 0.5)  # slopes away from the init's plain ReLU
+        token0 = tokens[:, ::6] if per_frame else tokens[:, 0]
+        out = frames_to_clip(FV.FrameDyReLU4D(act)(frames, token0, 2), 2)
+        assert (out - act(x, token0)).abs().max() < 1e-5
+
+
+def _model_parity(name: str, fuse: bool, **overrides: object) -> None:
+    model = build_seeded_model(name, **overrides)
+    rewritten, applied = run_rewrites("executorch", "module", model, fuse=fuse)
+    assert {a["name"] for a in applied} >= {"fold_batchnorm", "frames_to_batch"}
+    assert not any(isinstance(m, (nn.Conv3d, nn.BatchNorm3d)) for m in rewritten.modules())
+    x = torch.randn(model.cfg.input_shape)
+    with torch.no_grad():
+        ref, out = model(x), rewritten(x)
+    assert out.shape == ref.shape
+    assert _rel_err(ref, out) < 1e-5
+
+
+VMF_MODELS = [m for m in list_models() if not m.startswith("x3d")]
+
+
+@pytest.mark.parametrize("name", VMF_MODELS)
+def test_every_variant_rewrites_exactly(name: str) -> None:
+    """Unfused (the rewrites ExecuTorch requires only): 4D model == 5D model."""
+    _model_parity(name, fuse=False, frames=16, resolution=64)
+
+
+@pytest.mark.parametrize("name", ["560m", "1g"])
+def test_fused_variant_rewrites_exactly(name: str) -> None:
+    """With the fusion rewrites (what vmf-export runs by default) composed with the frames layout."""
+    _model_parity(name, fuse=True, frames=16, resolution=64)
+
+
+@pytest.mark.parametrize("overrides", [
+    {"dw_conv": "2d"},
+    {"dw_conv": "2plus1d", "activation": "dyrelu"},
+    {"activation": "relu", "temporal_downsampling": "stages"},
+    {"tokens_per_frame": True},
+    {"tokens_per_frame": True, "activation": "dyrelu"},
+], ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_ablation_knobs_rewrite_exactly(overrides: dict) -> None:
+    _model_parity("1g", fuse=False, frames=16, resolution=64, **overrides)
+
+
+def test_x3d_peer_rewrites_exactly() -> None:
+    """X3D (dense stem, 3×3×3 depthwise, Squeeze-Excitation, swish) through the same rewrite."""
+    _model_parity("x3d-s", fuse=True, frames=8, resolution=64)
+
+
+def test_batch_of_two_clips() -> None:
+    model = build_seeded_model("560m", frames=16, resolution=64)
+    model.example_input_shape = (2, 3, 16, 64, 64)
+    rewritten, _ = run_rewrites("executorch", "module", model, fuse=False)
+    x = torch.randn(2, 3, 16, 64, 64)
+    with torch.no_grad():
+        assert _rel_err(model(x), rewritten(x)) < 1e-5
+
+
+def test_unknown_module_type_is_a_clear_error() -> None:
+    class Custom(nn.Module):
+        example_input_shape = (1, 3, 4, 8, 8)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv3d(3, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x).mean(dim=(2, 3, 4))
+
+    with pytest.raises(UnsupportedModule, match="no converter for .*Custom.*register_frame_converter"):
+        FramesToBatch().apply(Custom().eval())
