@@ -1,0 +1,125 @@
+"""vmf-predict through exported artifacts: torch-cpu, onnxruntime-cpu and executorch-xnnpack agree on a real
+video; everything comes from the manifest, whose hash is checked first."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import video_factory as vf
+
+from vmf_deploy.cli.predict import EXIT_MODEL, EXIT_OK, main
+from vmf_deploy.manifest import manifest_path, read_manifest
+from vmf_deploy.parity import compare_logits
+from vmf_deploy.runners import runner_class
+
+VARIANT, FRAMES = "560m", 16
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return vf.write_video(tmp_path_factory.mktemp("video") / "street.avi", 90, (320, 240))
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(scope="module")
+def onnx_artifact(out_dir: Path) -> Path:
+    """560m at 16 frames exported by vmf-export's pipeline to ONNX."""
+    from vmf_deploy.export.pipeline import export_model
+
+    return export_model(VARIANT, "onnx", out_dir, frames=FRAMES).artifact
+
+
+@pytest.fixture(scope="module")
+def pte_artifact(out_dir: Path) -> Path:
+    """The same model exported to ExecuTorch (XNNPACK); skipped where the runtime cannot run it."""
+    reason = runner_class("executorch-xnnpack").availability()
+    if reason:
+        pytest.skip(reason)
+    from vmf_deploy.export.pipeline import export_model
+
+    return export_model(VARIANT, "executorch", out_dir, frames=FRAMES).artifact
+
+
+def predict_record(tmp_path: Path, video: Path, *args: str) -> tuple[dict, dict]:
+    """Run vmf-predict with --json and return (document, the video's record)."""
+    out = tmp_path / f"pred{len(list(tmp_path.iterdir()))}.json"
+    assert main([str(video), *args, "--json", str(out)]) == EXIT_OK
+    doc = json.loads(out.read_text())
+    return doc, doc["videos"][0]
+
+
+def test_backends_agree_on_a_generated_video(onnx_artifact, pte_artifact, video, tmp_path):
+    onnx, pte = str(onnx_artifact), str(pte_artifact)
+    runs = {"torch-cpu": predict_record(tmp_path, video, "--artifact", onnx, "--backend", "torch-cpu"),
+            "onnxruntime-cpu": predict_record(tmp_path, video, "--artifact", onnx),
+            "executorch-xnnpack": predict_record(tmp_path, video, "--artifact", pte)}
+    assert {doc["model"]["backend"] for doc, _ in runs.values()} == set(runs)  # .onnx/.pte picked their backend
+    tolerance = read_manifest(manifest_path(onnx))["parity"]["tolerance"]["max_rel_error"]
+    assert tolerance == 1e-4
+    ref_logits = np.array(runs["torch-cpu"][1]["logits"])[None]
+    ref_top5 = [t["index"] for t in runs["torch-cpu"][1]["top"]]
+    for backend in ("onnxruntime-cpu", "executorch-xnnpack"):
+        doc, rec = runs[backend]
+        report = compare_logits([ref_logits], [np.array(rec["logits"])[None]])
+        assert report.max_rel_error <= tolerance, (backend, report)
+        assert [t["index"] for t in rec["top"]] == ref_top5, backend
+        assert rec["sampled_frames"] == runs["torch-cpu"][1]["sampled_frames"]
+
+
+def test_manifest_drives_preprocessing_and_model(onnx_artifact, video, tmp_path):
+    doc, rec = predict_record(tmp_path, video, "--artifact", str(onnx_artifact))
+    manifest = read_manifest(manifest_path(onnx_artifact))
+    assert doc["model"]["input_shape"] == manifest["input"]["shape"] == [1, 3, FRAMES, 172, 172]
+    assert doc["model"]["sha256"] == manifest["artifact"]["sha256"] and doc["model_notes"]
+    assert len(rec["sampled_frames"]) == FRAMES and rec["sampled_frames"][:3] == [2, 8, 14]
+    # the manifest's seeded source, rebuilt for torch-cpu, is the very model --variant builds
+    _, eager = predict_record(tmp_path, video, "--variant", VARIANT, "--frames", str(FRAMES))
+    _, rebuilt = predict_record(tmp_path, video, "--artifact", str(onnx_artifact), "--backend", "torch-cpu")
+    assert eager["logits"] == rebuilt["logits"]
+
+
+@pytest.fixture
+def artifact_copy(onnx_artifact, tmp_path) -> Path:
+    """A private copy of the ONNX artifact, its manifest and labels, safe to damage."""
+    src = onnx_artifact
+    for f in (src, manifest_path(src), src.parent / "kinetics400_labels.txt"):
+        shutil.copy(f, tmp_path / f.name)
+    return tmp_path / src.name
+
+
+def expect_model_error(capsys, argv: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == EXIT_MODEL
+    assert message in capsys.readouterr().err
+
+
+def test_tampered_artifact_is_refused_before_loading(artifact_copy, video, capsys):
+    data = bytearray(artifact_copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    artifact_copy.write_bytes(bytes(data))
+    expect_model_error(capsys, [str(video), "--artifact", str(artifact_copy)],
+                       "does not match its manifest (sha256")
+
+
+def test_missing_manifest_and_labels_are_model_errors(artifact_copy, video, capsys):
+    (artifact_copy.parent / "kinetics400_labels.txt").unlink()
+    expect_model_error(capsys, [str(video), "--artifact", str(artifact_copy)],
+                       "kinetics400_labels.txt named by the manifest is missing: copy it beside the artifact")
+    manifest_path(artifact_copy).unlink()
+    expect_model_error(capsys, [str(video), "--artifact", str(artifact_copy)],
+                       "560m-16f.onnx.manifest.json not found; it is written beside the artifact by vmf-export")
+
+
+def test_backend_must_match_the_artifact_format(artifact_copy, video, capsys):
+    expect_model_error(capsys, [str(video), "--artifact", str(artifact_copy), "--backend", "executorch-xnnpack"],
+                       "backend executorch-xnnpack runs .pte artifacts, not .onnx: omit --backend to use "
+                       "onnxruntime-cpu")
