@@ -127,3 +127,18 @@ def test_etdump_aggregation_drops_warmup_wrappers_and_instance_suffix():
     assert [o["op"] for o in ops] == ["Convolution (NHWC, F32) IGEMM", "Transpose (ND, X32)"]
     assert ops[0]["total_ms"] == pytest.approx(3.0) and ops[0]["calls"] == 2
     assert ops[0]["share"] == pytest.approx(0.75)
+
+
+def test_a_failing_backend_is_a_row_and_the_others_go_on(tmp_path):
+    from vmf_deploy.bench.harness import BenchSettings, build_document, run_matrix
+    from vmf_deploy.bench.machine import host_device_info
+
+    bogus = tmp_path / "broken.onnx"
+    bogus.write_bytes(b"not an onnx model")
+    settings = BenchSettings(threads=1, warmup=0, runs=1, frames=4, parity_seeds=(0,))
+    results = run_matrix(["onnxruntime-cpu", "torch-cpu"], ["560m"], settings, tmp_path / "work", artifacts=[bogus])
+    failed, ok = results
+    assert failed["status"].startswith("failed: RunnerError: onnxruntime could not load")
+    assert failed["latency_ms"] is None and failed["parity"] is None
+    assert ok["status"] == "ok" and ok["parity"]["max_rel_error"] == 0.0
+    validate(build_document(results, settings, host_device_info()))

@@ -228,7 +228,8 @@ def test_ios_is_skipped_off_macos(harness_with_pte):
 
 def test_ios_commands_and_device_list():
     listing = {"result": {"devices": [
-        {"identifier": "X", "hardwareProperties": {"platform": "iOS", "udid": "0000-AAAA", "marketingName": "iPhone 15"},
+        {"identifier": "X",
+         "hardwareProperties": {"platform": "iOS", "udid": "0000-AAAA", "marketingName": "iPhone 15"},
          "connectionProperties": {"tunnelState": "connected"}, "deviceProperties": {"name": "Ann's iPhone",
                                                                                    "osVersionNumber": "18.1"}},
         {"identifier": "W", "hardwareProperties": {"platform": "watchOS", "udid": "W1"}, "connectionProperties": {}},

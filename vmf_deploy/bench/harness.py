@@ -155,7 +155,8 @@ class Harness:
             with torch.inference_mode():
                 logits = [model(torch.from_numpy(c)).numpy() for c in clips]
             self._references[variant] = Reference(variant, overrides, shape, count_params(model),
-                                                  count_flops(model, shape), tuple(self.settings.parity_seeds), files, logits)
+                                                  count_flops(model, shape), tuple(self.settings.parity_seeds),
+                                                  files, logits)
         return self._references[variant]
 
     # ----- artifacts -------------------------------------------------------------

@@ -127,7 +127,8 @@ def profile_torch(model, clip: np.ndarray, runs: int, out_dir: Path) -> dict:  #
             "ops": aggregate(times, calls, runs)}
 
 
-def profile_runner(runner, clip: np.ndarray, runs: int, out_dir: Path, artifact: Path | None = None) -> dict:  # noqa: ANN001
+def profile_runner(runner, clip: np.ndarray, runs: int, out_dir: Path,  # noqa: ANN001
+                   artifact: Path | None = None) -> dict:
     """Per-op breakdown for the runner's backend (raises :class:`ProfileUnavailable` if none is wired)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if hasattr(runner, "session_options") and hasattr(runner, "providers") and artifact is not None:

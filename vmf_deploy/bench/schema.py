@@ -298,7 +298,8 @@ def records_for(result: dict, device: dict) -> list[dict]:
             for metric, value in values.items() if value is not None]
 
 
-if __name__ == "__main__":  # regenerate docs/bench_schema.json: python -m vmf_deploy.bench.schema > docs/bench_schema.json
+# Regenerate docs/bench_schema.json: python -m vmf_deploy.bench.schema > docs/bench_schema.json
+if __name__ == "__main__":
     import json
 
     print(json.dumps(JSON_SCHEMA, indent=2))

@@ -41,7 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="intra-op threads for every runtime (default: physical cores)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs before timing (default 2)")
     parser.add_argument("--runs", type=int, default=10, help="timed runs (default 10)")
-    parser.add_argument("--peers", default="", help=f"comma-separated peers measured in the same run ({','.join(PEERS)})")
+    parser.add_argument("--peers", default="",
+                        help=f"comma-separated peers measured in the same run ({','.join(PEERS)})")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the results document here")
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE", help="write a latency-vs-GFLOPs PNG here")
     parser.add_argument("--profile", action="store_true", help="also write a per-op time breakdown per backend")
@@ -84,7 +85,8 @@ def artifact_defaults(artifacts: list[Path]) -> dict:
         source = manifest["model"].get("source") or {}
         if source.get("kind") == "checkpoint":
             fail(PROG, f"{path} was exported from a checkpoint: vmf-bench's parity reference is the seeded init; "
-                       "benchmark an artifact exported without --checkpoint, or pass --variant and let vmf-bench export")
+                       "benchmark an artifact exported without --checkpoint, or pass --variant and let vmf-bench "
+                       "export")
         info = {"variant": manifest["model"]["variant"], "frames": manifest["input"]["shape"][2],
                 "seed": source.get("seed", 0)}
         if found and info != found:

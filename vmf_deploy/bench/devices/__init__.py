@@ -64,12 +64,12 @@ def device_result(backend: str, variant: str, ref: "Reference", artifact: Path, 
     if measured["status"] != "ok":
         return empty_result(backend, variant, measured["status"], measured["threads"])
     lat = latency_stats(measured["latency_ms"]["samples"])
+    size = measured["artifact"]["size_bytes"] if measured["artifact"] else artifact.stat().st_size
     result = empty_result(backend, variant, "ok", measured["threads"])
     result.update({
         "device": doc["device"]["name"], "device_info": doc["device"], "input_shape": list(ref.input_shape),
         "params": ref.params, "flops": ref.flops,
-        "artifact": {"path": str(artifact), "format": artifact.suffix.lstrip("."),
-                     "size_bytes": measured["artifact"]["size_bytes"] if measured["artifact"] else artifact.stat().st_size,
+        "artifact": {"path": str(artifact), "format": artifact.suffix.lstrip("."), "size_bytes": size,
                      "precision": "fp32"},
         "load_ms": measured["load_ms"], "latency_ms": lat, "clips_per_s": 1e3 / lat["median"],
         "gflops_per_s": ref.flops / 1e9 / (lat["median"] / 1e3), "memory": measured["memory"],

@@ -44,7 +44,8 @@ def parse_device_list(doc: dict) -> list[dict]:
         if hw.get("platform") != "iOS" or conn.get("tunnelState") == "unavailable":
             continue
         props = d.get("deviceProperties", {})
-        out.append({"udid": hw.get("udid") or d.get("identifier"), "name": props.get("name", hw.get("marketingName", "")),
+        out.append({"udid": hw.get("udid") or d.get("identifier"),
+                    "name": props.get("name", hw.get("marketingName", "")),
                     "os": f"iOS {props.get('osVersionNumber', '')}".strip()})
     return out
 
@@ -74,7 +75,8 @@ class Devicectl:
             out = subprocess.run(["xcrun", "devicectl", "list", "devices", "--json-output", str(listing)],
                                  capture_output=True, text=True, timeout=120)
             if out.returncode != 0 or not listing.is_file():
-                raise DeviceUnavailable(f"skipped: devicectl could not list devices ({' '.join(out.stderr.split())[-200:]})")
+                detail = " ".join(out.stderr.split())[-200:]
+                raise DeviceUnavailable(f"skipped: devicectl could not list devices ({detail})")
             devices = parse_device_list(json.loads(listing.read_text()))
         wanted = os.environ.get("VMF_IOS_UDID")
         if wanted:
