@@ -1,0 +1,180 @@
+"""Fused vs unfused latency of every variant: onnxruntime CPU (and ExecuTorch-XNNPACK with --executorch).
+
+For each variant the model is exported twice the way ``vmf-export`` does it, once with
+``--no-fuse`` (only required rewrites) and once with every fusion; then a fresh worker
+process (no torch OpenMP pool competing for the cores) loads both artifacts and runs
+them interleaved — unfused, fused, unfused, fused, ... — with 2 threads, and reports the
+medians, the speed-up, the fused-vs-unfused relative error on a parity clip, and the
+machine's load average before and after (this machine is shared: read the speed-up,
+which interleaving protects, before the absolute numbers).
+
+    .venv/bin/python benchmarks/fusion_speed.py                   # 4 variants, 64 frames, ONNX
+    .venv/bin/python benchmarks/fusion_speed.py --variants 560m --executorch --runs 30
+
+Writes a table to stdout and JSON to benchmarks/results/fusion_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "fusion_speed.json"
+BACKENDS = {"onnx": "onnxruntime-cpu", "executorch": "executorch-xnnpack"}
+
+
+def export_pair(variant: str, target: str, frames: int, out_dir: Path) -> dict:
+    """Export ``variant`` unfused and fused for ``target``; return artifact paths, rewrites and timings."""
+    import torch
+
+    from vmf_deploy import build_seeded_model
+    from vmf_deploy.export.recipes import load_recipe
+    from vmf_deploy.export.targets import get_target
+    from vmf_deploy.rewrites import run_rewrites
+
+    model = build_seeded_model(variant, frames=frames).eval()
+    shape = tuple(model.cfg.input_shape)
+    recipe = load_recipe(get_target(target), None)
+    entry: dict = {"variant": variant, "target": target, "input_shape": list(shape)}
+    for fuse in (False, True):
+        tag = "fused" if fuse else "unfused"
+        path = out_dir / f"{variant}-{target}-{tag}.{'onnx' if target == 'onnx' else 'pte'}"
+        start = time.perf_counter()
+        if target == "onnx":
+            from vmf_deploy.export import onnx_export
+
+            rewritten, applied = run_rewrites("onnx", "module", model, fuse=fuse)
+            proto = onnx_export.trace_to_onnx(rewritten, shape, recipe.options["opset"], recipe.path)
+            proto = onnx_export.simplify_onnx(proto, recipe.path)
+            proto, applied_onnx = run_rewrites("onnx", "onnx", proto, fuse=fuse)
+            onnx_export.save_onnx(proto, path)
+            applied, nodes = applied + applied_onnx, len(proto.graph.node)
+        else:
+            from vmf_deploy.export.executorch_export import lower_to_executorch
+
+            program = lower_to_executorch(model, torch.zeros(shape), recipe, fuse=fuse)
+            program.save(path)
+            applied, nodes = program.rewrites, None
+        entry[tag] = {"artifact": str(path), "rewrites": applied, "nodes": nodes,
+                      "export_s": round(time.perf_counter() - start, 1)}
+    return entry
+
+
+def time_pair(entry: dict, runs: int, threads: int) -> dict:
+    """(worker) Interleaved timing of one unfused/fused pair; medians in ms and the relative error."""
+    import numpy as np
+
+    from vmf_deploy.parity import parity_clips
+    from vmf_deploy.runners import get_runner
+
+    runners = {}
+    for tag in ("unfused", "fused"):
+        runners[tag] = get_runner(BACKENDS[entry["target"]], threads=threads)
+        runners[tag].load(Path(entry[tag]["artifact"]))
+    clip = parity_clips(tuple(entry["input_shape"]), [0])[0]
+    outputs = {tag: r.run(clip) for tag, r in runners.items()}
+    for r in runners.values():  # warm-up
+        r.run(clip)
+    times: dict[str, list[float]] = {"unfused": [], "fused": []}
+    for _ in range(runs):
+        for tag, r in runners.items():
+            start = time.perf_counter()
+            r.run(clip)
+            times[tag].append(1000.0 * (time.perf_counter() - start))
+    ref = outputs["unfused"]
+    rel = float(np.abs(outputs["fused"] - ref).max() / np.abs(ref).max())
+    med = {tag: statistics.median(t) for tag, t in times.items()}
+    return {"unfused_ms": med["unfused"], "fused_ms": med["fused"], "speedup": med["unfused"] / med["fused"],
+            "unfused_min_ms": min(times["unfused"]), "fused_min_ms": min(times["fused"]),
+            "fused_vs_unfused_rel_error": rel, "runs": runs, "threads": threads}
+
+
+def worker(spec_path: str) -> None:
+    """Entry of the timing process: read the pairs, time each, print JSON."""
+    spec = json.loads(Path(spec_path).read_text())
+    results = [dict(entry, **time_pair(entry, spec["runs"], spec["threads"])) for entry in spec["pairs"]]
+    print(json.dumps(results))
+
+
+def machine() -> dict:
+    """Where the numbers were taken."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"cpu": cpu, "logical_cores": os.cpu_count(), "os": platform.platform(), "python": platform.python_version()}
+
+
+def render(results: list[dict], meta: dict) -> None:
+    """Print the results table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Fused vs unfused, median of {meta['runs']} interleaved runs, {meta['threads']} threads "
+                        f"({meta['machine']['cpu']}; load {meta['load_before']} → {meta['load_after']})")
+    for col in ("variant", "backend", "input", "unfused ms", "fused ms", "speed-up", "rel. error", "rewrites"):
+        table.add_column(col, justify="left" if col in ("variant", "backend", "input", "rewrites") else "right")
+    for r in results:
+        rewrites = ", ".join(f"{a['name']}×{a['count']}" for a in r["fused"]["rewrites"] if a["count"])
+        table.add_row(r["variant"], BACKENDS[r["target"]], "×".join(map(str, r["input_shape"][2:])),
+                      f"{r['unfused_ms']:.1f}", f"{r['fused_ms']:.1f}", f"{r['speedup']:.2f}×",
+                      f"{r['fused_vs_unfused_rel_error']:.1e}", rewrites)
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Export the pairs, time them in a fresh process, print and save the results."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", nargs="+", default=["560m", "1g", "2g", "5g"])
+    parser.add_argument("--frames", type=int, default=64)
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per artifact (interleaved)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--executorch", action="store_true", help="also lower and time ExecuTorch-XNNPACK .pte pairs")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.worker)
+        return 0
+    targets = ["onnx", "executorch"] if args.executorch else ["onnx"]
+    with tempfile.TemporaryDirectory(prefix="fusion-speed-") as tmp:
+        pairs = []
+        for variant in args.variants:
+            for target in targets:
+                print(f"exporting {variant} → {target} (unfused, fused) ...", file=sys.stderr, flush=True)
+                pairs.append(export_pair(variant, target, args.frames, Path(tmp)))
+        spec = Path(tmp) / "spec.json"
+        spec.write_text(json.dumps({"pairs": pairs, "runs": args.runs, "threads": args.threads}))
+        load_before = [round(x, 2) for x in os.getloadavg()]
+        done = subprocess.run([sys.executable, __file__, "--worker", str(spec)], capture_output=True, text=True,
+                              cwd=REPO)
+        load_after = [round(x, 2) for x in os.getloadavg()]
+        if done.returncode:
+            print(done.stderr, file=sys.stderr)
+            return done.returncode
+        results = json.loads(done.stdout.strip().splitlines()[-1])
+    for r in results:  # the artifacts were temporary
+        for tag in ("unfused", "fused"):
+            r[tag].pop("artifact")
+    meta = {"machine": machine(), "runs": args.runs, "threads": args.threads, "frames": args.frames,
+            "load_before": load_before, "load_after": load_after,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    render(results, meta)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = args.out.with_suffix(".json.tmp")
+    tmp_out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    tmp_out.replace(args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    raise SystemExit(main())
