@@ -84,6 +84,11 @@ class ExecuTorchNativeRunner(Runner):
             raise RunnerError(f"the native runtime refused {artifact}: {message}")
         self.load_ms = float(reply.split()[1])
 
+    @property
+    def pid(self) -> int | None:
+        """Process id of the ``vmf_run`` child that holds the program (its memory is not this process's)."""
+        return self.process.pid if self.process is not None else None
+
     def _child_error(self) -> str:
         """The ``vmf_run: error: ...`` line the child wrote to stderr (empty if none)."""
         lines = self.stderr_path.read_text(errors="replace").splitlines() if self.stderr_path.exists() else []
