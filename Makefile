@@ -6,7 +6,7 @@ VARIANT ?= 560m
 TARGET ?= all
 OUT ?= artifacts
 
-.PHONY: setup export test test-all clean
+.PHONY: setup export native test test-all clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ setup: $(VENV)/.installed
 # The main job: export a variant to every target, gate it on parity, write the manifest.
 export: setup
 	$(VENV)/bin/vmf-info --variant $(VARIANT)
+
+# Build the native runtime (runtimes/) into runtimes/build against the executorch wheel.
+native: setup
+	$(PY) -m vmf_deploy.native_build
 
 test: setup
 	$(PY) -m pytest -q
