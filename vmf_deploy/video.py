@@ -99,7 +99,12 @@ class DecodeStats:
 
 @dataclass
 class Clip:
-    """One preprocessed clip of a video, with how it was obtained."""
+    """One preprocessed clip of a video, with how it was obtained.
+
+    ``input`` is the model input ``(1, 3, T, crop, crop)`` float32; ``indices`` the decoded-frame
+    index of each clip frame; ``num_frames`` the frames the stream really held; ``frame_size``
+    ``(height, width)`` as displayed (after rotation); ``notes`` warnings worth showing the user.
+    """
 
     input: np.ndarray
     indices: np.ndarray
@@ -108,11 +113,6 @@ class Clip:
     stats: DecodeStats
     notes: list[str]
     frame_size: tuple[int, int]
-
-    @property
-    def seconds(self) -> float | None:
-        """Duration of the decoded frames at the header's frame rate."""
-        return self.num_frames / self.info.fps if self.info.fps > 0 else None
 
 
 def list_videos(directory: str | os.PathLike) -> list[Path]:
