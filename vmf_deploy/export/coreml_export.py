@@ -82,6 +82,29 @@ def nodes_in_modules(program: torch.export.ExportedProgram, class_names: list[st
     return keep
 
 
+_FP32_TAG, _FP16_TAG = "fp32__", "fp16__"
+
+
+def _tag_node_names(program: torch.export.ExportedProgram, keep: set[str]) -> None:
+    """Prefix every compute node's name with its precision tag, so MIL op names say which module they came from.
+
+    Without the tags, names coremltools invents for decomposed ops (``softmax_1``) collide with
+    traced node names. Graph inputs and the nodes the graph returns keep their names.
+    """
+    output = next(node for node in program.graph.nodes if node.op == "output")
+    returned = {node.name for node in _flat(output.args)}
+    for node in program.graph.nodes:
+        if node.op == "call_function" and node.name not in returned:
+            node._rename((_FP32_TAG if node.name in keep else _FP16_TAG) + node.name)
+    program.graph_module.recompile()
+
+
+def _flat(value: Any) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _flat(v)]
+    return [value] if isinstance(value, torch.fx.Node) else []
+
+
 def convert(program: torch.export.ExportedProgram, input_shape: tuple[int, ...], options: dict[str, Any],
             precision: str, recipe_path: Path) -> tuple[Any, int]:
     """Convert to an ML Program; return the MLModel and how many ops were kept fp32 under fp16.
@@ -90,18 +113,29 @@ def convert(program: torch.export.ExportedProgram, input_shape: tuple[int, ...],
     (coremltools' ``FP16ComputePrecision(op_selector=...)``), everything else is cast to fp16.
     """
     ct = import_coremltools()
-    kept_fp32 = 0
     if precision == "fp16":
         keep = nodes_in_modules(program, options["fp32_modules"])
         if options["fp32_modules"] and not keep:
             raise ExportError(f"no op of the model was traced inside {options['fp32_modules']} "
                               f"([coreml].fp32_modules in {recipe_path}), so nothing would stay fp32; "
                               "fix the class names or set fp32_modules = [] to run every op in fp16")
-        kept = []
+        _tag_node_names(program, keep)
+        kept: set[str] = set()
+        memo: dict[int, bool] = {}
+
+        def in_fp32_module(op: Any) -> bool:
+            # MIL ops keep their (tagged) torch node's name; the extra ops coremltools creates when it
+            # decomposes one node (SDPA → matmul/softmax/matmul before iOS18) get fresh untagged names and
+            # feed that node's last op: follow their consumers to the first tagged op.
+            if op.name.startswith((_FP32_TAG, _FP16_TAG)):
+                return op.name.startswith(_FP32_TAG)
+            if id(op) not in memo:
+                memo[id(op)] = any(in_fp32_module(child) for out in op.outputs for child in out.child_ops)
+            return memo[id(op)]
 
         def stays_fp16(op: Any) -> bool:
-            if op.name in keep:
-                kept.append(op.name)
+            if in_fp32_module(op):
+                kept.add(op.name)
                 return False
             return True
 
@@ -121,9 +155,7 @@ def convert(program: torch.export.ExportedProgram, input_shape: tuple[int, ...],
             )
     except Exception as e:  # coremltools raises NotImplementedError, ValueError, RuntimeError, ...
         raise exporter_failure("coreml", e, f"{recipe_path} [coreml].minimum_deployment_target") from None
-    if precision == "fp16":
-        kept_fp32 = len(set(kept))
-    return mlmodel, kept_fp32
+    return mlmodel, len(kept) if precision == "fp16" else 0
 
 
 def save_mlpackage(mlmodel: Any, path: Path) -> None:
