@@ -147,7 +147,12 @@ def fuse_bridges(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     if default_opset(ir_model) < ATTENTION_OPSET:
         # Convert the untouched graph first, then fuse, so the converter never sees Attention.
         ir_model = ir.serde.deserialize_model(model)
-        version_converter.convert_version(ir_model, ATTENTION_OPSET, fallback=False)
+        try:
+            version_converter.convert_version(ir_model, ATTENTION_OPSET, fallback=False)
+        except Exception as e:  # the converter raises its own error types per op adapter
+            raise ValueError(f"onnx_bridge_attention needs opset {ATTENTION_OPSET} for the Attention op, and "
+                             f"converting the graph from opset {default_opset(ir_model)} failed ({e}); export "
+                             f"with [onnx].opset = {ATTENTION_OPSET} in the recipe, or use --no-fuse") from None
         count = bridge_rules().apply_to_model(ir_model)
     ir_passes.RemoveUnusedNodesPass()(ir_model)  # the replaced chains' shape constants and scales
     ir_passes.LiftConstantsToInitializersPass(size_limit=0)(ir_model)  # new shape constants as initializers
