@@ -133,7 +133,7 @@ def profile_runner(runner, clip: np.ndarray, runs: int, out_dir: Path,  # noqa: 
     out_dir.mkdir(parents=True, exist_ok=True)
     if hasattr(runner, "session_options") and hasattr(runner, "providers") and artifact is not None:
         return profile_onnxruntime(runner, clip, runs, out_dir, artifact)
-    if runner.name.startswith("executorch") and artifact is not None:
+    if runner.name == "executorch-xnnpack" and artifact is not None:  # ETDump of the Python runtime's run
         return profile_executorch(clip, runs, out_dir, artifact)
     model = getattr(runner, "model", None)
     if model is not None and hasattr(model, "named_modules"):
