@@ -78,7 +78,10 @@ def test_manifest_drives_preprocessing_and_model(onnx_artifact, video, tmp_path)
     doc, rec = predict_record(tmp_path, video, "--artifact", str(onnx_artifact))
     manifest = read_manifest(manifest_path(onnx_artifact))
     assert doc["model"]["input_shape"] == manifest["input"]["shape"] == [1, 3, FRAMES, 172, 172]
-    assert doc["model"]["sha256"] == manifest["artifact"]["sha256"] and doc["model_notes"]
+    assert doc["model"]["sha256"] == manifest["artifact"]["sha256"]
+    assert doc["model_notes"] == ["this artifact was exported from the deterministic seeded init, not trained "
+                                  "weights: the labels are meaningless (export a trained checkpoint: vmf-export "
+                                  "--checkpoint FILE)"]
     assert len(rec["sampled_frames"]) == FRAMES and rec["sampled_frames"][:3] == [2, 8, 14]
     # the manifest's seeded source, rebuilt for torch-cpu, is the very model --variant builds
     _, eager = predict_record(tmp_path, video, "--variant", VARIANT, "--frames", str(FRAMES))

@@ -128,10 +128,10 @@ def test_model_load_errors_exit_3(batch, tmp_path, capsys):
 def test_checkpoint_predictions_equal_the_model_it_saves(batch, tmp_path):
     from vmf_deploy import build_seeded_model, save_checkpoint
 
-    ckpt = save_checkpoint(build_seeded_model("560m", seed=3), tmp_path / "m.safetensors")
+    ckpt = save_checkpoint(build_seeded_model("560m", seed=3, frames=4), tmp_path / "m.safetensors")
     p = Predictor.from_variant("560m", checkpoint=ckpt)
-    assert p.notes == [] and p.model_info["source"] == "checkpoint" and p.spec.frames == 64
-    seeded = Predictor.from_variant("560m", seed=3)
+    assert p.notes == [] and p.model_info["source"] == "checkpoint" and p.spec.frames == 4  # from the checkpoint
+    seeded = Predictor.from_variant("560m", frames=4, seed=3)
     video = batch / "a_walk.avi"
     np.testing.assert_array_equal(p.predict(video).logits, seeded.predict(video).logits)
 

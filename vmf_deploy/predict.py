@@ -22,7 +22,9 @@ from .video import Clip, VideoError, read_clip
 EAGER_SUFFIX = ".safetensors"
 """Runners with this artifact suffix run a PyTorch model in eager mode (torch-cpu, torch-cuda) and take ``model=``."""
 SEEDED_INIT_NOTE = ("weights are the deterministic seeded init, not trained: the labels are meaningless "
-                    "(pass --checkpoint or an exported --artifact for real predictions)")
+                    "(pass --checkpoint with trained weights for real predictions)")
+SEEDED_ARTIFACT_NOTE = ("this artifact was exported from the deterministic seeded init, not trained weights: the "
+                        "labels are meaningless (export a trained checkpoint: vmf-export --checkpoint FILE)")
 
 
 class ModelLoadError(RuntimeError):
@@ -141,7 +143,9 @@ class Predictor:
     @property
     def notes(self) -> list[str]:
         """Warnings about the model itself (e.g. untrained weights)."""
-        return [SEEDED_INIT_NOTE] if self.model_info["source"] == "seeded-init" else []
+        if self.model_info["source"] != "seeded-init":
+            return []
+        return [SEEDED_ARTIFACT_NOTE if self.model_info["artifact"] else SEEDED_INIT_NOTE]
 
     def predict(self, video: str | Path, topk: int = 5, allow_partial: bool = False) -> Prediction:
         """Decode, preprocess and classify one video. Raises :class:`VideoError` or :class:`InferenceError`."""
@@ -277,13 +281,13 @@ def _load_runner(backend: str, artifact: Path, threads: int | None) -> Runner:
         raise ModelLoadError(str(e)) from None
     except ImportError as e:
         raise ModelLoadError(f"backend {backend} is not available in this install ({e})") from None
-    reason = cls.availability()
-    if reason:
-        raise ModelLoadError(f"backend {backend} cannot run here: {reason}")
     suffix = artifact.suffix
     if cls.artifact_suffix and suffix != cls.artifact_suffix:
         raise ModelLoadError(f"backend {backend} runs {cls.artifact_suffix} artifacts, not {suffix}: omit --backend "
                              f"to use {default_backend(artifact)}, or export for {backend}")
+    reason = cls.availability()
+    if reason:
+        raise ModelLoadError(f"backend {backend} cannot run here: {reason}")
     runner = get_runner(backend, threads)
     try:
         runner.load(artifact)
