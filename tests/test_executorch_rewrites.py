@@ -41,12 +41,13 @@ def _random_bn(bn: nn.modules.batchnorm._BatchNorm) -> nn.modules.batchnorm._Bat
     ((1, 1, 1), (2, 2, 2), (0, 0, 0), 1, False),   # strided 1×1×1 shortcut
     ((3, 3, 3), (1, 2, 2), (1, 1, 1), 1, True),    # dense 3×3×3 (X3D-like stems)
 ])
-def test_frame_conv3d_matches_conv3d(kernel, stride, padding, groups, bias) -> None:
+@pytest.mark.parametrize("batch", [1, 2])  # batch 1 slices frames on dim 0; batch 2 goes through (B, T, ...) views
+def test_frame_conv3d_matches_conv3d(kernel, stride, padding, groups, bias, batch) -> None:
     conv = nn.Conv3d(8, 16 if groups == 1 else 8, kernel, stride=stride, padding=padding, groups=groups, bias=bias)
-    x = torch.randn(2, 8, 17, 12, 12)  # odd frame count: exercises the tail padding of strided taps
+    x = torch.randn(batch, 8, 17, 12, 12)  # odd frame count: exercises the tail padding of strided taps
     with torch.no_grad():
         ref = conv(x)
-        out = frames_to_clip(FrameConv3d(conv)(clip_to_frames(x), 2), 2)
+        out = frames_to_clip(FrameConv3d(conv)(clip_to_frames(x), batch), batch)
     assert out.shape == ref.shape
     assert (out - ref).abs().max() < 1e-5
 

@@ -43,6 +43,18 @@ def temporal_taps(x: torch.Tensor, batch: int, kernel: int, stride: int, padding
     bt, c, h, w = x.shape
     t = bt // batch
     t_out = (t + 2 * padding - kernel) // stride + 1
+    if batch == 1:
+        # Frames are dim 0 already: pad and slice it directly (a strided tap gathers its frames
+        # with unit slices and a cat). No reshape, so XNNPACK keeps the tensor channels-last
+        # between convs instead of transposing it to NCHW and back around every tap.
+        frames = F.pad(x, (0, 0, 0, 0, 0, 0, padding, padding)) if padding else x
+        if stride == 1:
+            return [frames[j:j + t_out] for j in range(kernel)]
+        taps = []
+        for j in range(kernel):
+            pieces = [frames[stride * i + j:stride * i + j + 1] for i in range(t_out)]
+            taps.append(pieces[0] if t_out == 1 else torch.cat(pieces, dim=0))
+        return taps
     frames = x.reshape(batch, t, c, h * w)
     length = max(t + 2 * padding, stride * (t_out - 1) + kernel)
     length = -(-length // stride) * stride  # round up to a multiple of the stride
