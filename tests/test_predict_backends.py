@@ -126,3 +126,15 @@ def test_backend_must_match_the_artifact_format(artifact_copy, video, capsys):
     expect_model_error(capsys, [str(video), "--artifact", str(artifact_copy), "--backend", "executorch-xnnpack"],
                        "backend executorch-xnnpack runs .pte artifacts, not .onnx: omit --backend to use "
                        "onnxruntime-cpu")
+
+
+def test_native_executorch_runtime_agrees(pte_artifact, video, tmp_path):
+    reason = runner_class("executorch-native").availability()
+    if reason:
+        pytest.skip(reason)
+    _, ref = predict_record(tmp_path, video, "--artifact", str(pte_artifact), "--backend", "torch-cpu")
+    doc, native = predict_record(tmp_path, video, "--artifact", str(pte_artifact), "--backend", "executorch-native")
+    assert doc["model"]["backend"] == "executorch-native"
+    report = compare_logits([np.array(ref["logits"])[None]], [np.array(native["logits"])[None]])
+    assert report.max_rel_error <= 1e-4, report
+    assert [t["index"] for t in native["top"]] == [t["index"] for t in ref["top"]]
