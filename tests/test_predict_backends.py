@@ -138,3 +138,12 @@ def test_native_executorch_runtime_agrees(pte_artifact, video, tmp_path):
     report = compare_logits([np.array(ref["logits"])[None]], [np.array(native["logits"])[None]])
     assert report.max_rel_error <= 1e-4, report
     assert [t["index"] for t in native["top"]] == [t["index"] for t in ref["top"]]
+
+
+def test_malformed_manifest_is_a_model_error(artifact_copy, video, capsys):
+    path = manifest_path(artifact_copy)
+    manifest = json.loads(path.read_text())
+    del manifest["labels"]["file"]
+    path.write_text(json.dumps(manifest))
+    expect_model_error(capsys, [str(video), "--artifact", str(artifact_copy)],
+                       "is malformed (missing or wrong field 'file'); re-export the artifact")

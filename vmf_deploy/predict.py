@@ -95,9 +95,12 @@ class Predictor:
             manifest = read_manifest(manifest_path(artifact))
             verify_artifact(artifact, manifest)
             spec = _manifest_spec(manifest)
+            labels = _manifest_labels(artifact, manifest)
         except ManifestError as e:
             raise ModelLoadError(str(e)) from None
-        labels = _manifest_labels(artifact, manifest)
+        except (KeyError, TypeError, IndexError) as e:
+            raise ModelLoadError(f"manifest of {artifact} is malformed (missing or wrong field {e}); "
+                                 "re-export the artifact") from None
         backend = backend or default_backend(artifact)
         if is_eager(backend):
             runner = _eager_runner(backend, threads, model_from_manifest(manifest))
