@@ -98,8 +98,8 @@ def resize_center_crop(frame: np.ndarray, short_side: int, crop: int) -> np.ndar
         raise ValueError(f"short_side {short_side} is smaller than the crop {crop}")
     y_lo, y_hi, wy = _axis_weights(h, rh, (rh - crop) // 2, crop)
     x_lo, x_hi, wx = _axis_weights(w, rw, (rw - crop) // 2, crop)
-    f = frame.astype(np.float64)
-    rows = f[y_lo] * (1.0 - wy)[:, None, None] + f[y_hi] * wy[:, None, None]
+    # Pick the needed rows before converting: a 1080p frame is never copied whole as float64.
+    rows = frame[y_lo].astype(np.float64) * (1.0 - wy)[:, None, None] + frame[y_hi].astype(np.float64) * wy[:, None, None]
     return rows[:, x_lo] * (1.0 - wx)[None, :, None] + rows[:, x_hi] * wx[None, :, None]
 
 
