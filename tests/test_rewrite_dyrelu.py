@@ -39,7 +39,7 @@ def test_frame_dyrelu_module_matches(token_shape: tuple[int, ...], scale: float)
     assert torch.allclose(a2, 2.0 * s - 1.0, rtol=0, atol=1e-5)  # fc1's split only reorders its sums
     if scale > 1:
         assert (s == 0).any() and (s == 1).any()
-    assert rel_error(ref, out) <= 1e-6
+    assert rel_error(ref, out) <= 1e-5
 
 
 def test_token_dyrelu_module_matches() -> None:
@@ -49,7 +49,7 @@ def test_token_dyrelu_module_matches() -> None:
     x = torch.randn(2, 24, 4, 5, 5)
     for token0 in (torch.randn(2, 32), torch.randn(2, 4, 32)):
         with torch.no_grad():
-            assert rel_error(act(x, token0), fused(x, token0)) <= 1e-6
+            assert rel_error(act(x, token0), fused(x, token0)) <= 1e-5
 
 
 def test_rewrite_counts_and_keeps_the_input_model() -> None:
