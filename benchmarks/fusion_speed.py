@@ -70,7 +70,18 @@ def export_pair(variant: str, target: str, frames: int, out_dir: Path) -> dict:
     return entry
 
 
-def time_pair(entry: dict, runs: int, threads: int) -> dict:
+def _without_spinning(make_options):  # noqa: ANN001, ANN202 - wraps the runner's session_options()
+    """onnxruntime session options as the runner makes them, with intra-op thread spinning off."""
+
+    def options():  # noqa: ANN202
+        opts = make_options()
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return opts
+
+    return options
+
+
+def time_pair(entry: dict, runs: int, threads: int, no_spin: bool = False) -> dict:
     """(worker) Interleaved timing of one unfused/fused pair; medians in ms and the relative error."""
     import numpy as np
 
@@ -80,6 +91,8 @@ def time_pair(entry: dict, runs: int, threads: int) -> dict:
     runners = {}
     for tag in ("unfused", "fused"):
         runners[tag] = get_runner(BACKENDS[entry["target"]], threads=threads)
+        if no_spin and entry["target"] == "onnx":
+            runners[tag].session_options = _without_spinning(runners[tag].session_options)
         runners[tag].load(Path(entry[tag]["artifact"]))
     clip = parity_clips(tuple(entry["input_shape"]), [0])[0]
     outputs = {tag: r.run(clip) for tag, r in runners.items()}
@@ -96,13 +109,14 @@ def time_pair(entry: dict, runs: int, threads: int) -> dict:
     med = {tag: statistics.median(t) for tag, t in times.items()}
     return {"unfused_ms": med["unfused"], "fused_ms": med["fused"], "speedup": med["unfused"] / med["fused"],
             "unfused_min_ms": min(times["unfused"]), "fused_min_ms": min(times["fused"]),
-            "fused_vs_unfused_rel_error": rel, "runs": runs, "threads": threads}
+            "fused_vs_unfused_rel_error": rel, "runs": runs, "threads": threads, "onnx_spinning": not no_spin}
 
 
 def worker(spec_path: str) -> None:
     """Entry of the timing process: read the pairs, time each, print JSON."""
     spec = json.loads(Path(spec_path).read_text())
-    results = [dict(entry, **time_pair(entry, spec["runs"], spec["threads"])) for entry in spec["pairs"]]
+    results = [dict(entry, **time_pair(entry, spec["runs"], spec["threads"], spec["no_spin"]))
+               for entry in spec["pairs"]]
     print(json.dumps(results))
 
 
@@ -229,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--runs", type=int, default=20, help="timed runs per artifact (interleaved)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-spin", action="store_true",
+                        help="onnxruntime: session.intra_op.allow_spinning=0 (fairer on a busy, shared CPU)")
     parser.add_argument("--executorch", action="store_true", help="also lower and time ExecuTorch-XNNPACK .pte pairs")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--attention-ops", action="store_true",
@@ -248,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"exporting {variant} → {target} (unfused, fused) ...", file=sys.stderr, flush=True)
                 pairs.append(export_pair(variant, target, args.frames, Path(tmp)))
         spec = Path(tmp) / "spec.json"
-        spec.write_text(json.dumps({"pairs": pairs, "runs": args.runs, "threads": args.threads}))
+        spec.write_text(json.dumps({"pairs": pairs, "runs": args.runs, "threads": args.threads,
+                                    "no_spin": args.no_spin}))
         load_before = [round(x, 2) for x in os.getloadavg()]
         done = subprocess.run([sys.executable, __file__, "--worker", str(spec)], capture_output=True, text=True,
                               cwd=REPO)
@@ -261,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         for tag in ("unfused", "fused"):
             r[tag].pop("artifact")
     meta = {"machine": machine(), "runs": args.runs, "threads": args.threads, "frames": args.frames,
-            "load_before": load_before, "load_after": load_after,
+            "onnx_spinning": not args.no_spin, "load_before": load_before, "load_after": load_after,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     render(results, meta)
     args.out.parent.mkdir(parents=True, exist_ok=True)
