@@ -105,3 +105,12 @@ def test_config_of_other_architecture(saved):
 def test_save_needs_registry_model(tmp_path):
     with pytest.raises(CheckpointError, match="build_model"):
         save_checkpoint(torch.nn.Linear(2, 2), tmp_path / "x.safetensors")
+
+
+def test_x3d_peer_round_trip(tmp_path):
+    from vmf_deploy import build_model
+    model = build_model("x3d-xs", frames=4, resolution=64)
+    loaded = load_checkpoint(save_checkpoint(model, tmp_path / "x3d.safetensors"), variant="x3d-xs")
+    assert loaded.cfg == model.cfg
+    for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), k

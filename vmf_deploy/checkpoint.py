@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .models import VMFConfig, build_from_config, list_models
+from .models import build_from_config, get_config, list_models
 from .models.config import ConfigError
 
 FORMAT_VERSION = "1"
@@ -30,7 +30,7 @@ class CheckpointError(ValueError):
 def save_checkpoint(model: nn.Module, path: str | os.PathLike) -> Path:
     """Save ``model`` (weights, BN statistics, variant and config) to ``path`` atomically."""
     cfg = getattr(model, "cfg", None)
-    if not isinstance(cfg, VMFConfig):
+    if cfg is None or not callable(getattr(cfg, "to_dict", None)) or getattr(cfg, "name", None) not in list_models():
         raise CheckpointError("save_checkpoint needs a model built by vmf_deploy.build_model (it has no .cfg)")
     path = Path(path)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
@@ -97,7 +97,7 @@ def load_checkpoint(path: str | os.PathLike, variant: str | None = None) -> nn.M
     if saved not in list_models():
         raise CheckpointError(f"checkpoint {path} holds unknown variant {saved!r}; valid: {', '.join(list_models())}")
     try:
-        cfg = VMFConfig.from_dict(meta["config"])
+        cfg = type(get_config(saved)).from_dict(meta["config"])
     except (ConfigError, TypeError, KeyError) as e:
         raise CheckpointError(f"checkpoint {path} has an invalid config: {e}") from None
     try:
