@@ -19,6 +19,7 @@ setup: $(VENV)/.installed
 # The main job: export a variant to every target, gate it on parity, write the manifest.
 export: setup
 	$(VENV)/bin/vmf-info --variant $(VARIANT)
+	$(VENV)/bin/vmf-export --variant $(VARIANT) --target $(TARGET) --out $(OUT) --force
 
 # Build the native runtime (runtimes/) into runtimes/build against the executorch wheel.
 native: setup

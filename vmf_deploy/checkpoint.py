@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -17,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .atomic import atomic_output
 from .models import build_from_config, get_config, list_models
 from .models.config import ConfigError
 
@@ -37,14 +37,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike) -> Path:
     meta = {"format": "vmf-deploy-checkpoint", "version": FORMAT_VERSION,
             "variant": cfg.name, "config": json.dumps(cfg.to_dict(), sort_keys=True)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
     return path
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from .atomic import atomic_output
 
 SCHEMA = "vmf-deploy/manifest"
 SCHEMA_VERSION = 1
@@ -32,15 +33,8 @@ def manifest_path(artifact: str | os.PathLike) -> Path:
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     """Write JSON to ``path`` through a temp file + rename (never a half-written file)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from ..atomic import atomic_output
 
 FIGSIZE = (10.0, 6.0)  # inches
 DPI = 100  # → 1000 × 600 pixels
@@ -53,14 +54,9 @@ def plot_results(results: list[dict], path: str | os.PathLike, title: str = "") 
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_output(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI)
     finally:
         plt.close(fig)
     return path

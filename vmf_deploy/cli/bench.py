@@ -17,7 +17,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..models import ConfigError
 from .common import fail, resolve_variants
 
 PROG = "vmf-bench"
@@ -167,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..bench.machine import describe, host_device_info
     from ..bench.schema import BenchSchemaError
     from ..manifest import write_json_atomic
+    from ..models import ConfigError
 
     given = artifact_defaults(args.artifact) if args.artifact else {}
     try:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 from typing import NoReturn
 
-from ..models import list_models
-from ..models.registry import unknown_model_error
-
 
 def resolve_variants(names: list[str]) -> list[str]:
-    """Expand ``all`` and validate every name against the registry."""
+    """Expand ``all`` and validate every name against the registry (imports torch: call after parsing)."""
+    from ..models import list_models
+    from ..models.registry import unknown_model_error
+
     out: list[str] = []
     for name in names:
         if name == "all":

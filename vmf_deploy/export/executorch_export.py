@@ -60,18 +60,11 @@ class ExecuTorchProgram:
 
     def save(self, path: str | Path) -> Path:
         """Write the ``.pte`` through a temp file in the same folder, then rename (never half-written)."""
-        import os
-        import tempfile
+        from vmf_deploy.atomic import atomic_output
 
         path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(self.buffer)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_output(path) as tmp:
+            tmp.write_bytes(self.buffer)
         return path
 
 
