@@ -22,3 +22,24 @@ def normalised_clip(shape: tuple[int, ...], seed: int) -> torch.Tensor:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def shared_export(tmp_path_factory: pytest.TempPathFactory):
+    """``shared_export(variant, target, frames=16)``: an ``ExportResult`` exported once per test session.
+
+    Exports dominate the suite's time; the parity tests and vmf-predict's backend tests read the
+    same artifacts. Tests that damage an artifact must copy it first.
+    """
+    from vmf_deploy.export.pipeline import export_model
+
+    out_dir = tmp_path_factory.mktemp("shared-exports")
+    done: dict[tuple[str, str, int], object] = {}
+
+    def get(variant: str, target: str, frames: int = 16):
+        key = (variant, target, frames)
+        if key not in done:
+            done[key] = export_model(variant, target, out_dir, frames=frames)
+        return done[key]
+
+    return get

@@ -23,18 +23,11 @@ FRAMES = 16
 CASES = [(v, t) for t in ("onnx", "executorch") for v in VARIANTS]
 
 
-@pytest.fixture(scope="module")
-def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("exports")
-
-
 @pytest.fixture(scope="module", params=CASES, ids=[f"{v}-{t}" for v, t in CASES])
-def exported(request: pytest.FixtureRequest, out_dir: Path):
+def exported(request: pytest.FixtureRequest, shared_export):
     variant, target = request.param
-    steps: list[str] = []
-    result = export_model(variant, target, out_dir, frames=FRAMES,
-                          progress=lambda step, sec: steps.append(step) if sec is not None else None)
-    return variant, target, result, steps
+    result = shared_export(variant, target, FRAMES)
+    return variant, target, result, [name for name, _ in result.steps]
 
 
 def test_export_passes_parity_gate(exported) -> None:

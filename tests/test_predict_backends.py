@@ -25,27 +25,18 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("artifacts")
+def onnx_artifact(shared_export) -> Path:
+    """560m at 16 frames exported by vmf-export's pipeline to ONNX (shared with the export tests)."""
+    return shared_export(VARIANT, "onnx", FRAMES).artifact
 
 
 @pytest.fixture(scope="module")
-def onnx_artifact(out_dir: Path) -> Path:
-    """560m at 16 frames exported by vmf-export's pipeline to ONNX."""
-    from vmf_deploy.export.pipeline import export_model
-
-    return export_model(VARIANT, "onnx", out_dir, frames=FRAMES).artifact
-
-
-@pytest.fixture(scope="module")
-def pte_artifact(out_dir: Path) -> Path:
+def pte_artifact(shared_export) -> Path:
     """The same model exported to ExecuTorch (XNNPACK); skipped where the runtime cannot run it."""
     reason = runner_class("executorch-xnnpack").availability()
     if reason:
         pytest.skip(reason)
-    from vmf_deploy.export.pipeline import export_model
-
-    return export_model(VARIANT, "executorch", out_dir, frames=FRAMES).artifact
+    return shared_export(VARIANT, "executorch", FRAMES).artifact
 
 
 def predict_record(tmp_path: Path, video: Path, *args: str) -> tuple[dict, dict]:
