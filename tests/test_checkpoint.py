@@ -114,3 +114,12 @@ def test_x3d_peer_round_trip(tmp_path):
     assert loaded.cfg == model.cfg
     for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_saved_files_get_normal_permissions(saved):
+    import os
+    import stat
+    _, path = saved
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
