@@ -13,8 +13,11 @@ export pipeline records ``{"name", "count"}`` of every rewrite in the manifest.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -36,3 +39,18 @@ class Rewrite(ABC):
     @abstractmethod
     def apply(self, obj: Any) -> RewriteResult:
         """Rewrite ``obj`` (an ``nn.Module`` or ``onnx.ModelProto``); never changes its numerics beyond fp32 rounding."""
+
+
+def swap_modules(model: nn.Module, replacements: Mapping[type, Callable[[nn.Module], nn.Module]]) -> int:
+    """Replace, in place, every submodule whose exact type is a key by ``replacements[type](child)``.
+
+    The replacement keeps the child's train/eval mode. Returns how many modules were replaced.
+    """
+    count = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            make = replacements.get(type(child))
+            if make is not None:
+                setattr(parent, name, make(child).train(child.training))
+                count += 1
+    return count

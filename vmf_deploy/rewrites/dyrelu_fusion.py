@@ -30,7 +30,7 @@ from torch import nn
 
 from vmf_deploy.models.layers import FrameDyReLU, TokenDyReLU
 
-from .base import Rewrite, RewriteResult
+from .base import Rewrite, RewriteResult, swap_modules
 
 
 def split_halves(weight: torch.Tensor, bias: torch.Tensor, channels: int) -> tuple[torch.Tensor, ...]:
@@ -104,14 +104,7 @@ FUSED = {FrameDyReLU: FusedFrameDyReLU, TokenDyReLU: FusedTokenDyReLU}
 
 def fuse_dyrelu(model: nn.Module) -> int:
     """Swap every ``FrameDyReLU`` / ``TokenDyReLU`` in ``model`` for its fused form, in place; return the count."""
-    count = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            fused = FUSED.get(type(child))
-            if fused is not None:
-                setattr(parent, name, fused(child).train(child.training))
-                count += 1
-    return count
+    return swap_modules(model, FUSED)
 
 
 class DyReLUFusion(Rewrite):

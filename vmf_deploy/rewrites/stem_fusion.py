@@ -21,7 +21,7 @@ from torch import nn
 
 from vmf_deploy.models.layers import Stem
 
-from .base import Rewrite, RewriteResult
+from .base import Rewrite, RewriteResult, swap_modules
 
 
 def merge_stem_convs(conv_xy: nn.Conv3d, conv_t: nn.Conv3d) -> nn.Conv3d:
@@ -61,13 +61,7 @@ class FusedStem(nn.Module):
 
 def fuse_stem(model: nn.Module) -> int:
     """Replace every :class:`Stem` in ``model`` by a :class:`FusedStem`, in place; return the count."""
-    count = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is Stem:
-                setattr(parent, name, FusedStem(child).train(child.training))
-                count += 1
-    return count
+    return swap_modules(model, {Stem: FusedStem})
 
 
 class StemConvFusion(Rewrite):
