@@ -54,12 +54,15 @@ class MobileToFormer(nn.Module):
         ch = c // self.heads
         kv = feats.reshape(b, self.heads, ch, n)  # (B, h, c, N)
         q = self.to_q(toks).reshape(b, m, self.heads, ch).transpose(1, 2)  # (B, h, M, c)
-        attn = torch.softmax(torch.matmul(q, kv) * self.scale, dim=-1)  # (B, h, M, N)
-        out = torch.matmul(attn, kv.transpose(2, 3))  # (B, h, M, c)
-        out = out.transpose(1, 2).reshape(b, m, c)
+        out = self.attend(q, kv).transpose(1, 2).reshape(b, m, c)
         out = out * (2.0 * F.hardsigmoid(self.gate(toks)))
         toks = toks + self.proj(out)
         return self.norm(toks.reshape(tokens.shape))
+
+    def attend(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        """Attention of queries ``(B, h, M, c)`` over the feature map ``(B, h, c, N)``: ``(B, h, M, c)``."""
+        attn = torch.softmax(torch.matmul(q, kv) * self.scale, dim=-1)  # (B, h, M, N)
+        return torch.matmul(attn, kv.transpose(2, 3))
 
 
 class FormerToMobile(nn.Module):
@@ -88,11 +91,15 @@ class FormerToMobile(nn.Module):
         q = feats.reshape(b, self.heads, ch, n).transpose(2, 3)  # (B, h, N, c)
         k = self.to_k(toks).reshape(b, m, self.heads, ch).transpose(1, 2)  # (B, h, M, c)
         v = self.to_v(toks).reshape(b, m, self.heads, ch).transpose(1, 2)
-        attn = torch.softmax(torch.matmul(q, k.transpose(2, 3)) * self.scale, dim=-1)  # (B, h, N, M)
-        out = torch.matmul(attn, v).transpose(2, 3).reshape(b, c, n)  # (B, C, N)
+        out = self.attend(q, k, v).transpose(2, 3).reshape(b, c, n)  # (B, C, N)
         if self.per_frame:
             out = out.reshape(b0, t, c, h, w).permute(0, 2, 1, 3, 4)
         return x + out.reshape(b0, c, t, h, w)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Attention of the positions ``(B, h, N, c)`` over the tokens ``(B, h, M, c)``: ``(B, h, N, c)``."""
+        attn = torch.softmax(torch.matmul(q, k.transpose(2, 3)) * self.scale, dim=-1)  # (B, h, N, M)
+        return torch.matmul(attn, v)
 
 
 class Former(nn.Module):

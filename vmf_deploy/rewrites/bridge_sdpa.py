@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vmf_deploy.models.layers import FormerToMobile, MobileToFormer, group_frames
+from vmf_deploy.models.layers import FormerToMobile, MobileToFormer
 
 from .base import Rewrite, RewriteResult
 
@@ -31,38 +31,18 @@ from .base import Rewrite, RewriteResult
 class MobileToFormerSDPA(MobileToFormer):
     """:class:`MobileToFormer` whose attention is one ``scaled_dot_product_attention``."""
 
-    def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Return the updated tokens ``(B, M_total, d)``."""
-        feats, toks = group_frames(x, tokens, self.per_frame)
-        b, c, n = feats.shape
-        m = toks.shape[1]
-        ch = c // self.heads
-        kv = feats.reshape(b, self.heads, ch, n).transpose(2, 3)  # (B, h, N, c)
-        q = self.to_q(toks).reshape(b, m, self.heads, ch).transpose(1, 2)  # (B, h, M, c)
-        out = F.scaled_dot_product_attention(q, kv, kv, scale=sdpa_scale(self.scale, ch))  # (B, h, M, c)
-        out = out.transpose(1, 2).reshape(b, m, c)
-        out = out * (2.0 * F.hardsigmoid(self.gate(toks)))
-        toks = toks + self.proj(out)
-        return self.norm(toks.reshape(tokens.shape))
+    def attend(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        """The same attention as the parent's, as one fused SDPA (keys = values = the feature map)."""
+        kv = kv.transpose(2, 3)  # (B, h, N, c)
+        return F.scaled_dot_product_attention(q, kv, kv, scale=sdpa_scale(self.scale, q.shape[-1]))
 
 
 class FormerToMobileSDPA(FormerToMobile):
     """:class:`FormerToMobile` whose attention is one ``scaled_dot_product_attention``."""
 
-    def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Return the feature map plus what it read from the tokens."""
-        b0, c, t, h, w = x.shape
-        feats, toks = group_frames(x, tokens, self.per_frame)
-        b, _, n = feats.shape
-        m = toks.shape[1]
-        ch = c // self.heads
-        q = feats.reshape(b, self.heads, ch, n).transpose(2, 3)  # (B, h, N, c)
-        k = self.to_k(toks).reshape(b, m, self.heads, ch).transpose(1, 2)  # (B, h, M, c)
-        v = self.to_v(toks).reshape(b, m, self.heads, ch).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v, scale=sdpa_scale(self.scale, ch)).transpose(2, 3).reshape(b, c, n)
-        if self.per_frame:
-            out = out.reshape(b0, t, c, h, w).permute(0, 2, 1, 3, 4)
-        return x + out.reshape(b0, c, t, h, w)
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """The same attention as the parent's, as one fused SDPA."""
+        return F.scaled_dot_product_attention(q, k, v, scale=sdpa_scale(self.scale, q.shape[-1]))
 
 
 def sdpa_scale(scale: float, head_dim: int) -> float | None:
