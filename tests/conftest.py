@@ -43,3 +43,29 @@ def shared_export(tmp_path_factory: pytest.TempPathFactory):
         return done[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def seeded_onnx():
+    """``seeded_onnx(variant, **knobs)``: ``(model, proto)`` of a seeded 16-frame 32² model and its plain ONNX export.
+
+    The export (dynamo exporter + onnxsim, no ONNX-stage rewrite) is made once per test session;
+    the ONNX rewrite tests read the same graphs. Never modify the returned proto in place.
+    """
+    from pathlib import Path
+
+    from vmf_deploy import build_seeded_model
+    from vmf_deploy.export import onnx_export
+
+    recipe = Path("export/onnx.toml")
+    done: dict[tuple, tuple] = {}
+
+    def get(variant: str, **knobs):
+        key = (variant, tuple(sorted(knobs.items())))
+        if key not in done:
+            model = build_seeded_model(variant, frames=16, resolution=32, **knobs).eval()
+            proto = onnx_export.trace_to_onnx(model, model.cfg.input_shape, 18, recipe)
+            done[key] = (model, onnx_export.simplify_onnx(proto, recipe))
+        return done[key]
+
+    return get

@@ -89,9 +89,8 @@ def test_a_graph_without_bridges_is_returned_unchanged() -> None:
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_whole_model_every_bridge_fused(variant: str) -> None:
-    model = build_seeded_model(variant, frames=16, resolution=32).eval()
-    proto = export(model, model.cfg.input_shape)
+def test_whole_model_every_bridge_fused(variant: str, seeded_onnx) -> None:
+    model, proto = seeded_onnx(variant)
     fused, count = fuse_bridges(proto)
     n_bridges = 2 * len(model.blocks) + 1  # two per block plus the head's
     assert count == n_bridges
@@ -117,7 +116,8 @@ def test_all_onnx_fusions_match_the_unfused_export(variant: str) -> None:
         x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
         outputs[fuse] = run(proto, x)
     expected = {"stem_conv_fusion": 1, "dyrelu_fusion": 2 * len(model.blocks),
-                "onnx_bridge_attention": 2 * len(model.blocks) + 1}
+                "onnx_bridge_attention": 2 * len(model.blocks) + 1,
+                "onnx_depthwise_conv2d": len(model.blocks)}  # the fused stem has no depthwise conv left
     assert applied[True].items() >= expected.items()
     assert not any(applied[False].values())
     assert rel_error(outputs[False], outputs[True]) <= 1e-5

@@ -18,6 +18,7 @@ REWRITES: list[str] = [
     "dyrelu_fusion:DyReLUFusion",
     "bridge_sdpa:BridgeSDPA",
     "onnx_bridge_attention:OnnxBridgeAttention",
+    "onnx_depthwise_conv2d:OnnxDepthwiseConv2d",
     # ExecuTorch (helper B): BN folding on the 5D graph, then the whole model → 4D frames-in-batch layout
     "fold_batchnorm:FoldBatchNorm",
     "frames_to_batch:FramesToBatch",
