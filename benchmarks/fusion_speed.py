@@ -1,16 +1,21 @@
 """Fused vs unfused latency of every variant: onnxruntime CPU (and ExecuTorch-XNNPACK with --executorch).
 
-For each variant the model is exported twice the way ``vmf-export`` does it, once with
-``--no-fuse`` (only required rewrites) and once with every fusion; then a fresh worker
-process (no torch OpenMP pool competing for the cores) loads both artifacts and runs
-them interleaved — unfused, fused, unfused, fused, ... — with 2 threads, and reports the
-medians, the speed-up, the fused-vs-unfused relative error on a parity clip, and the
-machine's load average before and after (this machine is shared: read the speed-up,
-which interleaving protects, before the absolute numbers).
+For each variant the model is exported the way ``vmf-export`` does it, once with
+``--no-fuse`` (only required rewrites), once with every fusion and, with ``--ablate``,
+once with every fusion but one for each ONNX fusion; then a fresh worker process per
+variant and runtime (no torch OpenMP pool and no other runtime's thread pool competing
+for the cores) loads that variant's artifacts and runs them
+block-interleaved (each round: one untimed run, then ``--block`` timed runs per
+artifact, the order flipping every round) with 2 threads, and reports the medians, the
+speed-up, the relative error against the unfused artifact on a parity clip, and the
+machine's load average before and after (read the speed-up, which interleaving
+protects, before the absolute numbers).
 
     .venv/bin/python benchmarks/fusion_speed.py                   # 4 variants, 64 frames, ONNX
-    .venv/bin/python benchmarks/fusion_speed.py --variants 560m --executorch --runs 30
+    .venv/bin/python benchmarks/fusion_speed.py --variants 560m --ablate --runs 40
+    .venv/bin/python benchmarks/fusion_speed.py --executorch     # + ExecuTorch-XNNPACK pairs
     .venv/bin/python benchmarks/fusion_speed.py --attention-ops   # which ONNX attention op to fuse into
+    .venv/bin/python benchmarks/fusion_speed.py --depthwise-ops   # native depthwise Conv3d vs its 2D forms
 
 Writes a table to stdout and JSON to benchmarks/results/fusion_speed.json.
 """
@@ -33,30 +38,38 @@ RESULTS = REPO / "benchmarks" / "results" / "fusion_speed.json"
 BACKENDS = {"onnx": "onnxruntime-cpu", "executorch": "executorch-xnnpack"}
 
 
-def export_pair(variant: str, target: str, frames: int, out_dir: Path) -> dict:
-    """Export ``variant`` unfused and fused for ``target``; return artifact paths, rewrites and timings."""
+def export_configs(variant: str, target: str, frames: int, out_dir: Path, ablate: bool = False) -> dict:
+    """Export ``variant`` for ``target`` unfused, fused and (``ablate``, ONNX) fused without each fusion in turn.
+
+    Returns ``{"variant", "target", "input_shape", "configs": {tag: {"artifact", "rewrites", "nodes", "export_s"}}}``
+    with tags ``unfused``, ``fused`` and ``fused without <rewrite>``.
+    """
     import torch
 
     from vmf_deploy import build_seeded_model
     from vmf_deploy.export.recipes import load_recipe
     from vmf_deploy.export.targets import get_target
-    from vmf_deploy.rewrites import run_rewrites
+    from vmf_deploy.rewrites import rewrite_classes, run_rewrites
 
     model = build_seeded_model(variant, frames=frames).eval()
     shape = tuple(model.cfg.input_shape)
     recipe = load_recipe(get_target(target), None)
-    entry: dict = {"variant": variant, "target": target, "input_shape": list(shape)}
-    for fuse in (False, True):
-        tag = "fused" if fuse else "unfused"
-        path = out_dir / f"{variant}-{target}-{tag}.{'onnx' if target == 'onnx' else 'pte'}"
+    plans: dict[str, tuple[bool, tuple[str, ...]]] = {"unfused": (False, ()), "fused": (True, ())}
+    if ablate and target == "onnx":
+        for cls in rewrite_classes():
+            if target in cls.targets and not cls.required:
+                plans[f"fused without {cls.name}"] = (True, (cls.name,))
+    entry: dict = {"variant": variant, "target": target, "input_shape": list(shape), "configs": {}}
+    for i, (tag, (fuse, skip)) in enumerate(plans.items()):
+        path = out_dir / f"{variant}-{target}-{i}.{'onnx' if target == 'onnx' else 'pte'}"
         start = time.perf_counter()
         if target == "onnx":
             from vmf_deploy.export import onnx_export
 
-            rewritten, applied = run_rewrites("onnx", "module", model, fuse=fuse)
+            rewritten, applied = run_rewrites("onnx", "module", model, fuse=fuse, skip=skip)
             proto = onnx_export.trace_to_onnx(rewritten, shape, recipe.options["opset"], recipe.path)
             proto = onnx_export.simplify_onnx(proto, recipe.path)
-            proto, applied_onnx = run_rewrites("onnx", "onnx", proto, fuse=fuse)
+            proto, applied_onnx = run_rewrites("onnx", "onnx", proto, fuse=fuse, skip=skip)
             onnx_export.save_onnx(proto, path)
             applied, nodes = applied + applied_onnx, len(proto.graph.node)
         else:
@@ -65,8 +78,8 @@ def export_pair(variant: str, target: str, frames: int, out_dir: Path) -> dict:
             program = lower_to_executorch(model, torch.zeros(shape), recipe, fuse=fuse)
             program.save(path)
             applied, nodes = program.rewrites, None
-        entry[tag] = {"artifact": str(path), "rewrites": applied, "nodes": nodes,
-                      "export_s": round(time.perf_counter() - start, 1)}
+        entry["configs"][tag] = {"artifact": str(path), "rewrites": applied, "nodes": nodes,
+                                 "export_s": round(time.perf_counter() - start, 1)}
     return entry
 
 
@@ -81,42 +94,51 @@ def _without_spinning(make_options):  # noqa: ANN001, ANN202 - wraps the runner'
     return options
 
 
-def time_pair(entry: dict, runs: int, threads: int, no_spin: bool = False) -> dict:
-    """(worker) Interleaved timing of one unfused/fused pair; medians in ms and the relative error."""
+def time_configs(entry: dict, runs: int, threads: int, block: int, no_spin: bool = False) -> dict:
+    """(worker) Block-interleaved timing of one variant's configs; medians in ms and errors against unfused.
+
+    Each round runs every config once untimed, then ``block`` timed runs, and the order flips every
+    round. The untimed run matters on onnxruntime: its pool threads keep spinning for a while after
+    a run and take the cores from the *next* session, so strict run-by-run alternation charges each
+    session with the other's spinning (measured here: medians 1.5-2x above the minimums).
+    """
     import numpy as np
 
     from vmf_deploy.parity import parity_clips
     from vmf_deploy.runners import get_runner
 
     runners = {}
-    for tag in ("unfused", "fused"):
+    for tag, config in entry["configs"].items():
         runners[tag] = get_runner(BACKENDS[entry["target"]], threads=threads)
         if no_spin and entry["target"] == "onnx":
             runners[tag].session_options = _without_spinning(runners[tag].session_options)
-        runners[tag].load(Path(entry[tag]["artifact"]))
+        runners[tag].load(Path(config["artifact"]))
     clip = parity_clips(tuple(entry["input_shape"]), [0])[0]
     outputs = {tag: r.run(clip) for tag, r in runners.items()}
-    for r in runners.values():  # warm-up
-        r.run(clip)
-    times: dict[str, list[float]] = {"unfused": [], "fused": []}
-    for _ in range(runs):
-        for tag, r in runners.items():
-            start = time.perf_counter()
-            r.run(clip)
-            times[tag].append(1000.0 * (time.perf_counter() - start))
+    times: dict[str, list[float]] = {tag: [] for tag in runners}
+    tags = list(runners)
+    for round_ in range(max(1, -(-runs // block))):
+        for tag in tags if round_ % 2 == 0 else tags[::-1]:
+            runners[tag].run(clip)
+            for _ in range(block):
+                start = time.perf_counter()
+                runners[tag].run(clip)
+                times[tag].append(1000.0 * (time.perf_counter() - start))
     ref = outputs["unfused"]
-    rel = float(np.abs(outputs["fused"] - ref).max() / np.abs(ref).max())
-    med = {tag: statistics.median(t) for tag, t in times.items()}
-    return {"unfused_ms": med["unfused"], "fused_ms": med["fused"], "speedup": med["unfused"] / med["fused"],
-            "unfused_min_ms": min(times["unfused"]), "fused_min_ms": min(times["fused"]),
-            "fused_vs_unfused_rel_error": rel, "runs": runs, "threads": threads, "onnx_spinning": not no_spin}
+    timing = {tag: {"median_ms": statistics.median(t), "min_ms": min(t), "runs": len(t),
+                    "rel_error_vs_unfused": float(np.abs(outputs[tag] - ref).max() / np.abs(ref).max())}
+              for tag, t in times.items()}
+    med = {tag: t["median_ms"] for tag, t in timing.items()}
+    return {"timing": timing, "unfused_ms": med["unfused"], "fused_ms": med["fused"],
+            "speedup": med["unfused"] / med["fused"], "fused_vs_unfused_rel_error": timing["fused"]["rel_error_vs_unfused"],
+            "threads": threads, "block": block, "onnx_spinning": not no_spin}
 
 
 def worker(spec_path: str) -> None:
-    """Entry of the timing process: read the pairs, time each, print JSON."""
+    """Entry of the timing process: read the variants' configs, time each variant, print JSON."""
     spec = json.loads(Path(spec_path).read_text())
-    results = [dict(entry, **time_pair(entry, spec["runs"], spec["threads"], spec["no_spin"]))
-               for entry in spec["pairs"]]
+    results = [dict(entry, **time_configs(entry, spec["runs"], spec["threads"], spec["block"], spec["no_spin"]))
+               for entry in spec["entries"]]
     print(json.dumps(results))
 
 
@@ -212,6 +234,85 @@ def attention_ops(runs: int, threads: int) -> list[dict]:
     return rows
 
 
+DEPTHWISE_SIZES = [  # (channels, frames, input size, spatial stride): every depthwise 3×3×3 of 560m (T' = 8) and 1g (16)
+    (36, 8, 86, 2), (72, 8, 43, 2), (72, 8, 22, 1), (144, 8, 22, 2), (144, 8, 11, 1), (288, 8, 11, 2), (288, 8, 6, 1),
+    (36, 16, 112, 2), (72, 16, 56, 2), (72, 16, 28, 1), (144, 16, 28, 2), (144, 16, 14, 1), (288, 16, 14, 2),
+    (288, 16, 7, 1)]
+
+
+def depthwise_graphs(channels: int, frames: int, size: int, stride: int) -> tuple[dict, "np.ndarray"]:
+    """One depthwise 3×3×3 conv (pad 1, spatial ``stride``) as ONNX graphs: native 3D and the rewrite's 2D forms.
+
+    ``banded 2D`` is what ``onnx_depthwise_conv2d`` emits; ``taps 2D`` is the exact-FLOP alternative it was
+    measured against (three depthwise 2D convs on the same view, their outputs shifted one frame with Pad).
+    Returns ``({name: model bytes}, input)``.
+    """
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from vmf_deploy.rewrites.onnx_depthwise_conv2d import banded_weight
+
+    c, t, hw = channels, frames, size
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((c, 1, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32)
+    x = rng.standard_normal((1, c, t, hw, hw)).astype(np.float32)
+    out = (hw + 2 - 3) // stride + 1
+    n, init = helper.make_node, numpy_helper.from_array
+
+    def model(nodes: list, inits: list) -> bytes:
+        graph = helper.make_graph(nodes, "dw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits)
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+
+    views = [init(np.array([1, c * t, hw, hw], np.int64), "view"), init(np.array([1, c, t, out, out], np.int64), "back")]
+    graphs = {"native Conv3d": model([n("Conv", ["x", "w", "b"], ["y"], group=c, pads=[1] * 6, strides=[1, stride, stride])],
+                                     [init(w, "w"), init(b, "b")])}
+    graphs["banded 2D"] = model([n("Reshape", ["x", "view"], ["x4"]),
+                                 n("Conv", ["x4", "w", "b"], ["y4"], group=c, pads=[1] * 4, strides=[stride, stride]),
+                                 n("Reshape", ["y4", "back"], ["y"])],
+                                [init(banded_weight(w, t, t, 1, 1), "w"), init(np.repeat(b, t), "b"), *views])
+    taps = [np.repeat(w[:, :, k], t, axis=0).reshape(c, t, 3, 3) for k in range(3)]
+    taps[0][:, t - 1] = 0  # frame T-1 feeds no later frame of its own channel
+    taps[2][:, 0] = 0
+    nodes = [n("Reshape", ["x", "view"], ["x4"])]
+    nodes += [n("Conv", ["x4", f"w{k}"] + (["b"] if k == 1 else []), [f"z{k}"], group=c * t, pads=[1] * 4,
+                strides=[stride, stride]) for k in range(3)]
+    nodes += [n("Pad", ["z0", "later"], ["z0s"]), n("Pad", ["z2", "earlier"], ["z2s"]), n("Add", ["z1", "z0s"], ["a"]),
+              n("Add", ["a", "z2s"], ["y4"]), n("Reshape", ["y4", "back"], ["y"])]
+    graphs["taps 2D"] = model(nodes, [init(taps[k].reshape(c * t, 1, 3, 3), f"w{k}") for k in range(3)]
+                              + [init(np.repeat(b, t), "b"), init(np.array([0, 1, 0, 0, 0, -1, 0, 0], np.int64), "later"),
+                                 init(np.array([0, -1, 0, 0, 0, 1, 0, 0], np.int64), "earlier"), *views])
+    return graphs, x
+
+
+def depthwise_ops(runs: int, threads: int, block: int) -> list[dict]:
+    """Time the native depthwise Conv3d against the 2D forms at every VMF-560M / 1G depthwise size."""
+    import numpy as np
+    import onnxruntime as ort
+
+    rows = []
+    for size in DEPTHWISE_SIZES:
+        graphs, x = depthwise_graphs(*size)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = threads, 1, 3
+        sessions = {name: ort.InferenceSession(g, opts, providers=["CPUExecutionProvider"]) for name, g in graphs.items()}
+        ref = sessions["native Conv3d"].run(None, {"x": x})[0]
+        times: dict[str, list[float]] = {name: [] for name in sessions}
+        for round_ in range(max(1, -(-runs // block))):
+            for name in list(sessions) if round_ % 2 == 0 else list(sessions)[::-1]:
+                sessions[name].run(None, {"x": x})
+                for _ in range(block):
+                    start = time.perf_counter()
+                    sessions[name].run(None, {"x": x})
+                    times[name].append(1000.0 * (time.perf_counter() - start))
+        for name, sess in sessions.items():
+            err = float(np.abs(sess.run(None, {"x": x})[0] - ref).max() / np.abs(ref).max())
+            rows.append({"channels": size[0], "frames": size[1], "size": size[2], "stride": size[3], "graph": name,
+                         "median_ms": statistics.median(times[name]), "rel_error": err})
+    return rows
+
+
 def machine() -> dict:
     """Where the numbers were taken."""
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -220,35 +321,53 @@ def machine() -> dict:
 
 
 def render(results: list[dict], meta: dict) -> None:
-    """Print the results table."""
+    """Print the fused-vs-unfused table, then (with ``--ablate``) each fusion's share."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Fused vs unfused, median of {meta['runs']} interleaved runs, {meta['threads']} threads "
-                        f"({meta['machine']['cpu']}; load {meta['load_before']} → {meta['load_after']})")
+    console = Console(width=150)  # wide enough for the rewrites column when stdout is not a terminal
+    table = Table(title=f"Fused vs unfused, medians of {meta['runs']} block-interleaved runs, {meta['threads']} "
+                        f"threads ({meta['machine']['cpu']}; load {meta['load_before']} → {meta['load_after']})")
     for col in ("variant", "backend", "input", "unfused ms", "fused ms", "speed-up", "rel. error", "rewrites"):
         table.add_column(col, justify="left" if col in ("variant", "backend", "input", "rewrites") else "right")
     for r in results:
-        rewrites = ", ".join(f"{a['name']}×{a['count']}" for a in r["fused"]["rewrites"] if a["count"])
+        fused = r["configs"]["fused"]
+        rewrites = ", ".join(f"{a['name']}×{a['count']}" for a in fused["rewrites"] if a["count"])
         table.add_row(r["variant"], BACKENDS[r["target"]], "×".join(map(str, r["input_shape"][2:])),
                       f"{r['unfused_ms']:.1f}", f"{r['fused_ms']:.1f}", f"{r['speedup']:.2f}×",
                       f"{r['fused_vs_unfused_rel_error']:.1e}", rewrites)
-    Console().print(table)
+    console.print(table)
+    ablated = [r for r in results if len(r["timing"]) > 2]
+    if not ablated:
+        return
+    table = Table(title="Each fusion's share: all fusions but one (slower than 'fused' = that fusion pays)")
+    for col in ("variant", "backend", "config", "median ms", "÷ fused", "rel. error vs unfused"):
+        table.add_column(col, justify="left" if col in ("variant", "backend", "config") else "right")
+    for r in ablated:
+        for tag, t in r["timing"].items():
+            table.add_row(r["variant"], BACKENDS[r["target"]], tag, f"{t['median_ms']:.1f}",
+                          f"{t['median_ms'] / r['fused_ms']:.2f}×", f"{t['rel_error_vs_unfused']:.1e}")
+    console.print(table)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Export the pairs, time them in a fresh process, print and save the results."""
+    """Export the configs, time them in a fresh process, print and save the results."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", nargs="+", default=["560m", "1g", "2g", "5g"])
     parser.add_argument("--frames", type=int, default=64)
-    parser.add_argument("--runs", type=int, default=20, help="timed runs per artifact (interleaved)")
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per artifact")
+    parser.add_argument("--block", type=int, default=4, help="timed runs per artifact in a row, after an untimed one")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-spin", action="store_true",
                         help="onnxruntime: session.intra_op.allow_spinning=0 (fairer on a busy, shared CPU)")
     parser.add_argument("--executorch", action="store_true", help="also lower and time ExecuTorch-XNNPACK .pte pairs")
+    parser.add_argument("--ablate", action="store_true",
+                        help="ONNX: also time the fused graph without each fusion in turn (one export per fusion)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--attention-ops", action="store_true",
                         help="instead: time the candidate ONNX attention ops on single bridges (560m sizes)")
+    parser.add_argument("--depthwise-ops", action="store_true",
+                        help="instead: time one depthwise 3×3×3 conv as native Conv3d vs the 2D forms (560m/1g sizes)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -256,30 +375,34 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.attention_ops:
         return run_attention_ops(args)
+    if args.depthwise_ops:
+        return run_depthwise_ops(args)
     targets = ["onnx", "executorch"] if args.executorch else ["onnx"]
     with tempfile.TemporaryDirectory(prefix="fusion-speed-") as tmp:
-        pairs = []
+        entries = []
         for variant in args.variants:
             for target in targets:
-                print(f"exporting {variant} → {target} (unfused, fused) ...", file=sys.stderr, flush=True)
-                pairs.append(export_pair(variant, target, args.frames, Path(tmp)))
-        spec = Path(tmp) / "spec.json"
-        spec.write_text(json.dumps({"pairs": pairs, "runs": args.runs, "threads": args.threads,
-                                    "no_spin": args.no_spin}))
+                print(f"exporting {variant} → {target} ...", file=sys.stderr, flush=True)
+                entries.append(export_configs(variant, target, args.frames, Path(tmp), args.ablate))
         load_before = [round(x, 2) for x in os.getloadavg()]
-        done = subprocess.run([sys.executable, __file__, "--worker", str(spec)], capture_output=True, text=True,
-                              cwd=REPO)
+        results = []
+        for i, entry in enumerate(entries):  # one worker per variant × runtime: no other runtime's threads around
+            spec = Path(tmp) / f"spec-{i}.json"
+            spec.write_text(json.dumps({"entries": [entry], "runs": args.runs, "threads": args.threads,
+                                        "block": args.block, "no_spin": args.no_spin}))
+            done = subprocess.run([sys.executable, __file__, "--worker", str(spec)], capture_output=True, text=True,
+                                  cwd=REPO)
+            if done.returncode:
+                print(done.stderr, file=sys.stderr)
+                return done.returncode
+            results += json.loads(done.stdout.strip().splitlines()[-1])
         load_after = [round(x, 2) for x in os.getloadavg()]
-        if done.returncode:
-            print(done.stderr, file=sys.stderr)
-            return done.returncode
-        results = json.loads(done.stdout.strip().splitlines()[-1])
     for r in results:  # the artifacts were temporary
-        for tag in ("unfused", "fused"):
-            r[tag].pop("artifact")
-    meta = {"machine": machine(), "runs": args.runs, "threads": args.threads, "frames": args.frames,
-            "onnx_spinning": not args.no_spin, "load_before": load_before, "load_after": load_after,
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        for config in r["configs"].values():
+            config.pop("artifact")
+    meta = {"machine": machine(), "runs": args.runs, "block": args.block, "threads": args.threads,
+            "frames": args.frames, "onnx_spinning": not args.no_spin, "load_before": load_before,
+            "load_after": load_after, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     render(results, meta)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(args.out.read_text()) if args.out.exists() else {}
@@ -288,6 +411,35 @@ def main(argv: list[str] | None = None) -> int:
     tmp_out.write_text(json.dumps(data, indent=2))
     tmp_out.replace(args.out)
     print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def run_depthwise_ops(args: argparse.Namespace) -> int:
+    """``--depthwise-ops``: print the depthwise-conv comparison and store it under ``depthwise_ops`` in the JSON."""
+    from rich.console import Console
+    from rich.table import Table
+
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    rows = depthwise_ops(args.runs, args.threads, args.block)
+    meta = {"machine": machine(), "runs": args.runs, "block": args.block, "threads": args.threads,
+            "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    table = Table(title=f"One depthwise 3×3×3 conv, onnxruntime CPU, {args.threads} threads, medians of {args.runs} "
+                        "block-interleaved runs")
+    for col in ("C × T × size², stride", "native Conv3d ms", "banded 2D ms", "taps 2D ms", "native ÷ banded"):
+        table.add_column(col, justify="right")
+    for i in range(0, len(rows), 3):
+        ms = {r["graph"]: r["median_ms"] for r in rows[i:i + 3]}
+        r = rows[i]
+        table.add_row(f"{r['channels']} × {r['frames']} × {r['size']}², {r['stride']}", f"{ms['native Conv3d']:.2f}",
+                      f"{ms['banded 2D']:.2f}", f"{ms['taps 2D']:.2f}", f"{ms['native Conv3d'] / ms['banded 2D']:.2f}×")
+    Console(width=150).print(table)
+    data = json.loads(args.out.read_text()) if args.out.exists() else {}
+    data["depthwise_ops"] = {"meta": meta, "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = args.out.with_suffix(".json.tmp")
+    tmp_out.write_text(json.dumps(data, indent=2))
+    tmp_out.replace(args.out)
     return 0
 
 

@@ -140,5 +140,6 @@ def test_a_failing_backend_is_a_row_and_the_others_go_on(tmp_path):
     failed, ok = results
     assert failed["status"].startswith("failed: RunnerError: onnxruntime could not load")
     assert failed["latency_ms"] is None and failed["parity"] is None
-    assert ok["status"] == "ok" and ok["parity"]["max_rel_error"] == 0.0
+    # torch in the 1-thread worker vs the reference: same model, summation order may differ per CPU and threads
+    assert ok["status"] == "ok" and ok["parity"]["max_rel_error"] <= 1e-5
     validate(build_document(results, settings, host_device_info()))

@@ -7,6 +7,7 @@ imported lazily. ``run_rewrites`` applies those of one target and stage.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Collection
 from typing import Any
 
 from .base import Rewrite, RewriteResult
@@ -34,15 +35,19 @@ def rewrite_classes() -> list[type[Rewrite]]:
     return out
 
 
-def run_rewrites(target: str, stage: str, obj: Any, fuse: bool = True) -> tuple[Any, list[dict]]:
+def run_rewrites(target: str, stage: str, obj: Any, fuse: bool = True,
+                 skip: Collection[str] = ()) -> tuple[Any, list[dict]]:
     """Apply the rewrites of ``target`` at ``stage`` to ``obj``.
 
-    With ``fuse=False`` only the ``required`` rewrites run (those the target cannot do without).
+    With ``fuse=False`` only the ``required`` rewrites run (those the target cannot do without);
+    ``skip`` names optional rewrites to leave out (to measure what each one contributes).
     Returns the rewritten object and ``[{"name", "count"}]`` for the manifest.
     """
     applied = []
     for cls in rewrite_classes():
         if target not in cls.targets or cls.stage != stage or not (fuse or cls.required):
+            continue
+        if cls.name in skip and not cls.required:
             continue
         result = cls().apply(obj)
         obj = result.obj
