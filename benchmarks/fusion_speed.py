@@ -320,6 +320,16 @@ def machine() -> dict:
     return {"cpu": cpu, "logical_cores": os.cpu_count(), "os": platform.platform(), "python": platform.python_version()}
 
 
+def store(out: Path, entries: dict) -> None:
+    """Merge ``entries`` into the JSON file ``out`` (other keys kept), through a temp file and a rename."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(out.read_text()) if out.exists() else {}
+    data.update(entries)
+    tmp_out = out.with_suffix(".json.tmp")
+    tmp_out.write_text(json.dumps(data, indent=2))
+    tmp_out.replace(out)
+
+
 def render(results: list[dict], meta: dict) -> None:
     """Print the fused-vs-unfused table, then (with ``--ablate``) each fusion's share."""
     from rich.console import Console
@@ -404,12 +414,7 @@ def main(argv: list[str] | None = None) -> int:
             "frames": args.frames, "onnx_spinning": not args.no_spin, "load_before": load_before,
             "load_after": load_after, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     render(results, meta)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(args.out.read_text()) if args.out.exists() else {}
-    data.update({"meta": meta, "results": results})
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(data, indent=2))
-    tmp_out.replace(args.out)
+    store(args.out, {"meta": meta, "results": results})
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
@@ -434,12 +439,7 @@ def run_depthwise_ops(args: argparse.Namespace) -> int:
         table.add_row(f"{r['channels']} × {r['frames']} × {r['size']}², {r['stride']}", f"{ms['native Conv3d']:.2f}",
                       f"{ms['banded 2D']:.2f}", f"{ms['taps 2D']:.2f}", f"{ms['native Conv3d'] / ms['banded 2D']:.2f}×")
     Console(width=150).print(table)
-    data = json.loads(args.out.read_text()) if args.out.exists() else {}
-    data["depthwise_ops"] = {"meta": meta, "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(data, indent=2))
-    tmp_out.replace(args.out)
+    store(args.out, {"depthwise_ops": {"meta": meta, "rows": rows}})
     return 0
 
 
@@ -459,12 +459,7 @@ def run_attention_ops(args: argparse.Namespace) -> int:
         table.add_row(r["bridge"], f"{r['channels']} × {r['positions']}", r["graph"], f"{r['median_ms']:.3f}",
                       f"{r['rel_error']:.1e}")
     Console().print(table)
-    data = json.loads(args.out.read_text()) if args.out.exists() else {}
-    data["attention_ops"] = {"meta": meta, "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(data, indent=2))
-    tmp_out.replace(args.out)
+    store(args.out, {"attention_ops": {"meta": meta, "rows": rows}})
     return 0
 
 

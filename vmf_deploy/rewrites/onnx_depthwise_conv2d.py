@@ -18,9 +18,15 @@ every depthwise 3D conv onto the 2D kernels without copying the feature map:
 
 The banded form multiplies by zeros: ``T / kt`` times the depthwise conv's
 multiply-adds (VMF-560M at 64 frames: T' = 8, 2.7×; 1G–5G: T' = 16, 5.3×), and it
-still measured 2–3× faster at both. Above :data:`MAX_INFLATION` the node is left
-alone. Results differ from the 3D conv only by fp32 summation order (the zero
-taps add exact zeros).
+still measured faster at both. Above :data:`MAX_INFLATION` the node is left alone.
+Results differ from the 3D conv only by fp32 summation order (the zero taps add
+exact zeros).
+
+The artifact keeps the compact ``(C, kt, kh·kw)`` weight: the banded weight is a
+``MatMul`` of a 0/1 tap-selection matrix ``(T'·T, kt)`` with it, which onnxruntime
+constant-folds once when the session is created (each entry is one weight times 1
+plus zeros: exact). Storing the banded weight instead doubled VMF-5G's ``.onnx``
+(52 → 106 MB).
 
 This is an onnxruntime-CPU rewrite: it runs on the ONNX target only. ExecuTorch
 gets its own 2D forms (``frames_to_batch``), CoreML keeps the native 3D conv.
@@ -41,16 +47,17 @@ MAX_INFLATION = 6.0
 """Largest ``T / kt`` (zero multiply-adds per useful one, plus one) the banded form is used for."""
 
 
-def _attr(node: ir.Node, name: str, default: list[int] | int | str) -> list[int] | int | str:
-    """Attribute ``name`` of ``node`` as a Python value, or ``default``."""
+def _ints(node: ir.Node, name: str, default: list[int]) -> list[int]:
+    """The INTS attribute ``name`` of ``node``, or ``default``."""
     attr = node.attributes.get(name)
-    return default if attr is None else attr.value if not isinstance(attr.value, tuple) else list(attr.value)
+    return default if attr is None else list(attr.as_ints())
 
 
 def depthwise_geometry(node: ir.Node) -> dict | None:
     """The geometry of a depthwise 5D ``Conv`` node, or None when the node is not one this rewrite handles.
 
-    Returns ``{"shape": (B, C, T, H, W), "kt", "stride_t", "pad_t": (begin, end), "t_out", "weight", "bias"}``.
+    Returns ``{"shape": (B, C, T, H, W), "kt", "stride_t", "pad_t": (begin, end), "t_out", "weight", "bias",
+    "strides_hw", "pads_hw", "dilations_hw"}`` (the last three in the 2D conv's attribute order).
     """
     x, w = node.inputs[0], node.inputs[1]
     bias = node.inputs[2] if len(node.inputs) > 2 else None
@@ -61,12 +68,13 @@ def depthwise_geometry(node: ir.Node) -> dict | None:
         return None
     weight = w.const_value.numpy()
     b, c, t, h, wd = shape
-    group = _attr(node, "group", 1)
-    if weight.ndim != 5 or group != c or weight.shape[:2] != (c, 1) or _attr(node, "auto_pad", "NOTSET") != "NOTSET":
+    group = node.attributes.get_int("group", 1)
+    if weight.ndim != 5 or group != c or weight.shape[:2] != (c, 1) or node.attributes.get_string(
+            "auto_pad", "NOTSET") != "NOTSET":
         return None
-    dilations = _attr(node, "dilations", [1, 1, 1])
-    strides = _attr(node, "strides", [1, 1, 1])
-    pads = _attr(node, "pads", [0] * 6)
+    dilations = _ints(node, "dilations", [1, 1, 1])
+    strides = _ints(node, "strides", [1, 1, 1])
+    pads = _ints(node, "pads", [0] * 6)
     kt = weight.shape[2]
     t_out = (t + pads[0] + pads[3] - dilations[0] * (kt - 1) - 1) // strides[0] + 1
     if dilations[0] != 1 or t_out <= 0:
@@ -76,28 +84,59 @@ def depthwise_geometry(node: ir.Node) -> dict | None:
             "strides_hw": strides[1:], "pads_hw": [pads[1], pads[2], pads[4], pads[5]], "dilations_hw": dilations[1:]}
 
 
-def banded_weight(weight: np.ndarray, frames: int, t_out: int, stride: int, pad_begin: int) -> np.ndarray:
-    """The ``(C·T', T, kh, kw)`` grouped-2D weight of a depthwise ``(C, 1, kt, kh, kw)`` temporal kernel."""
-    c, _, kt, kh, kw = weight.shape
-    band = np.zeros((c, t_out, frames, kh, kw), dtype=weight.dtype)
+def tap_selection(frames: int, t_out: int, kt: int, stride: int, pad_begin: int) -> np.ndarray:
+    """``S[t'·T + t, k] = 1`` where output frame ``t'`` reads input frame ``t`` through temporal tap ``k``."""
+    sel = np.zeros((t_out, frames, kt), dtype=np.float32)
     for to in range(t_out):
         for k in range(kt):
             ti = to * stride + k - pad_begin
             if 0 <= ti < frames:
-                band[:, to, ti] = weight[:, 0, k]
-    return band.reshape(c * t_out, frames, kh, kw)
+                sel[to, ti, k] = 1.0
+    return sel.reshape(t_out * frames, kt)
 
 
-def conv2d_form(geo: dict) -> tuple[np.ndarray, np.ndarray | None, int] | None:
-    """``(weight, bias, group)`` of the equivalent 2D conv on ``(B, C·T, H, W)``, or None when not worth it."""
+def banded_weight(weight: np.ndarray, frames: int, t_out: int, stride: int, pad_begin: int) -> np.ndarray:
+    """The ``(C·T', T, kh, kw)`` grouped-2D weight of a depthwise ``(C, 1, kt, kh, kw)`` temporal kernel.
+
+    The graph computes the same product (``tap_selection @ weight``) at load time; this is its numpy form.
+    """
+    c, _, kt, kh, kw = weight.shape
+    sel = tap_selection(frames, t_out, kt, stride, pad_begin)
+    return (sel @ weight.reshape(c, kt, kh * kw)).reshape(c * t_out, frames, kh, kw)
+
+
+def conv2d_group(geo: dict) -> int | None:
+    """The ``group`` of the equivalent 2D conv on ``(B, C·T, H, W)``, or None when the rewrite does not pay."""
     _, c, t, _, _ = geo["shape"]
-    weight, bias, kt = geo["weight"], geo["bias"], geo["kt"]
-    if kt == 1 and geo["stride_t"] == 1 and geo["pad_t"] == (0, 0):  # spatial-only: plain depthwise per frame
-        return (np.repeat(weight[:, :, 0], t, axis=0), None if bias is None else np.repeat(bias, t), c * t)
-    if t / kt > MAX_INFLATION:
+    if geo["kt"] == 1 and geo["stride_t"] == 1 and geo["pad_t"] == (0, 0):  # spatial only: depthwise per frame
+        return c * t
+    return c if t / geo["kt"] <= MAX_INFLATION else None
+
+
+def _int64(op, values: list[int]):  # noqa: ANN001, ANN202 - onnxscript builder types
+    """An int64 constant (shapes for Reshape / Expand)."""
+    return op.Constant(value=ir.tensor(np.asarray(values, dtype=np.int64)))
+
+
+def conv2d_weight(op, geo: dict, name: str):  # noqa: ANN001, ANN201 - onnxscript builder types
+    """The 2D conv's weight as graph nodes over the compact 3D weight (folded by onnxruntime at load)."""
+    _, c, t, _, _ = geo["shape"]
+    weight, kt = geo["weight"], geo["kt"]
+    kh, kw = weight.shape[3:]
+    if kt == 1 and geo["stride_t"] == 1 and geo["pad_t"] == (0, 0):  # each channel's kernel repeated per frame
+        w = op.initializer(ir.tensor(weight.reshape(c, 1, 1, kh, kw)), f"{name}_depthwise")
+        return op.Reshape(op.Expand(w, _int64(op, [c, t, 1, kh, kw])), _int64(op, [c * t, 1, kh, kw]))
+    sel = op.initializer(ir.tensor(tap_selection(t, geo["t_out"], kt, geo["stride_t"], geo["pad_t"][0])),
+                         f"{name}_taps")
+    w = op.initializer(ir.tensor(weight.reshape(c, kt, kh * kw)), f"{name}_temporal")
+    return op.Reshape(op.MatMul(sel, w), _int64(op, [c * geo["t_out"], t, kh, kw]))  # (C, T'·T, kh·kw) → 2D weight
+
+
+def conv2d_bias(op, geo: dict, name: str):  # noqa: ANN001, ANN201 - onnxscript builder types
+    """The 2D conv's bias: each channel's bias repeated for its output frames (None without a bias)."""
+    if geo["bias"] is None:
         return None
-    band = banded_weight(weight, t, geo["t_out"], geo["stride_t"], geo["pad_t"][0])
-    return band, None if bias is None else np.repeat(bias, geo["t_out"]), c
+    return op.initializer(ir.tensor(np.repeat(geo["bias"], geo["t_out"])), f"{name}_conv2d")
 
 
 class DepthwiseConv3dAsConv2d(pattern.RewriteRuleClassBase):
@@ -114,7 +153,7 @@ class DepthwiseConv3dAsConv2d(pattern.RewriteRuleClassBase):
             return result.fail("not a static-shape depthwise 5D Conv with constant weights")
         if conv_out.shape is None or not all(isinstance(d, int) for d in conv_out.shape):
             return result.fail("the conv output shape is not static")
-        if conv2d_form(geo) is None:
+        if conv2d_group(geo) is None:
             return result.fail(f"banded 2D form would do {geo['shape'][2] / geo['kt']:.1f}× the multiply-adds "
                                f"(limit {MAX_INFLATION})")
         return result
@@ -122,16 +161,15 @@ class DepthwiseConv3dAsConv2d(pattern.RewriteRuleClassBase):
     def rewrite(self, op, x, conv_out, **_):
         node = conv_out.producer()
         geo = depthwise_geometry(node)
-        weight, bias, group = conv2d_form(geo)
         b, c, t, h, w = geo["shape"]
         _, _, t_out, h_out, w_out = list(conv_out.shape)
-        x4 = op.Reshape(x, op.Constant(value=ir.tensor(np.asarray([b, c * t, h, w], dtype=np.int64))))
-        inputs = [x4, op.initializer(ir.tensor(weight), f"{node.inputs[1].name}_conv2d")]
-        if bias is not None:
-            inputs.append(op.initializer(ir.tensor(bias), f"{node.inputs[2].name}_conv2d"))
-        y4 = op.Conv(*inputs, group=group, kernel_shape=list(weight.shape[2:]), pads=geo["pads_hw"],
-                     strides=geo["strides_hw"], dilations=geo["dilations_hw"])
-        return op.Reshape(y4, op.Constant(value=ir.tensor(np.asarray([b, c, t_out, h_out, w_out], dtype=np.int64))))
+        weight = conv2d_weight(op, geo, node.inputs[1].name)
+        bias = conv2d_bias(op, geo, node.inputs[2].name if geo["bias"] is not None else "")
+        kh, kw = geo["weight"].shape[3:]
+        y4 = op.Conv(op.Reshape(x, _int64(op, [b, c * t, h, w])), weight, *([bias] if bias is not None else []),
+                     group=conv2d_group(geo), kernel_shape=[kh, kw], pads=geo["pads_hw"], strides=geo["strides_hw"],
+                     dilations=geo["dilations_hw"])
+        return op.Reshape(y4, _int64(op, [b, c, t_out, h_out, w_out]))
 
 
 def depthwise_to_conv2d(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
