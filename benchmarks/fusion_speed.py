@@ -23,6 +23,7 @@ Writes a table to stdout and JSON to benchmarks/results/fusion_speed.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,14 +96,28 @@ def _without_spinning(make_options):  # noqa: ANN001, ANN202 - wraps the runner'
     return options
 
 
-def time_configs(entry: dict, runs: int, threads: int, block: int, no_spin: bool = False) -> dict:
-    """(worker) Block-interleaved timing of one variant's configs; medians in ms and errors against unfused.
+def block_interleaved(calls: dict[str, Callable[[], object]], runs: int, block: int) -> dict[str, list[float]]:
+    """Wall-clock ms of each call, block-interleaved: per round, one untimed call then ``block`` timed ones each.
 
-    Each round runs every config once untimed, then ``block`` timed runs, and the order flips every
-    round. The untimed run matters on onnxruntime: its pool threads keep spinning for a while after
-    a run and take the cores from the *next* session, so strict run-by-run alternation charges each
-    session with the other's spinning (measured here: medians 1.5-2x above the minimums).
+    The order flips every round. The untimed call matters on onnxruntime: its pool threads keep
+    spinning for a while after a run and take the cores from the *next* session, so strict
+    run-by-run alternation charges each session with the other's spinning (measured here:
+    medians 1.5-2x above the minimums).
     """
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for round_ in range(max(1, -(-runs // block))):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            calls[name]()
+            for _ in range(block):
+                start = time.perf_counter()
+                calls[name]()
+                times[name].append(1000.0 * (time.perf_counter() - start))
+    return times
+
+
+def time_configs(entry: dict, runs: int, threads: int, block: int, no_spin: bool = False) -> dict:
+    """(worker) :func:`block_interleaved` timing of one variant's configs; medians in ms and errors against unfused."""
     import numpy as np
 
     from vmf_deploy.parity import parity_clips
@@ -115,15 +131,7 @@ def time_configs(entry: dict, runs: int, threads: int, block: int, no_spin: bool
         runners[tag].load(Path(config["artifact"]))
     clip = parity_clips(tuple(entry["input_shape"]), [0])[0]
     outputs = {tag: r.run(clip) for tag, r in runners.items()}
-    times: dict[str, list[float]] = {tag: [] for tag in runners}
-    tags = list(runners)
-    for round_ in range(max(1, -(-runs // block))):
-        for tag in tags if round_ % 2 == 0 else tags[::-1]:
-            runners[tag].run(clip)
-            for _ in range(block):
-                start = time.perf_counter()
-                runners[tag].run(clip)
-                times[tag].append(1000.0 * (time.perf_counter() - start))
+    times = block_interleaved({tag: functools.partial(r.run, clip) for tag, r in runners.items()}, runs, block)
     ref = outputs["unfused"]
     timing = {tag: {"median_ms": statistics.median(t), "min_ms": min(t), "runs": len(t),
                     "rel_error_vs_unfused": float(np.abs(outputs[tag] - ref).max() / np.abs(ref).max())}
@@ -298,14 +306,8 @@ def depthwise_ops(runs: int, threads: int, block: int) -> list[dict]:
         opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = threads, 1, 3
         sessions = {name: ort.InferenceSession(g, opts, providers=["CPUExecutionProvider"]) for name, g in graphs.items()}
         ref = sessions["native Conv3d"].run(None, {"x": x})[0]
-        times: dict[str, list[float]] = {name: [] for name in sessions}
-        for round_ in range(max(1, -(-runs // block))):
-            for name in list(sessions) if round_ % 2 == 0 else list(sessions)[::-1]:
-                sessions[name].run(None, {"x": x})
-                for _ in range(block):
-                    start = time.perf_counter()
-                    sessions[name].run(None, {"x": x})
-                    times[name].append(1000.0 * (time.perf_counter() - start))
+        times = block_interleaved({name: functools.partial(sess.run, None, {"x": x}) for name, sess in sessions.items()},
+                                  runs, block)
         for name, sess in sessions.items():
             err = float(np.abs(sess.run(None, {"x": x})[0] - ref).max() / np.abs(ref).max())
             rows.append({"channels": size[0], "frames": size[1], "size": size[2], "stride": size[3], "graph": name,

@@ -52,20 +52,17 @@ def seeded_onnx():
     The export (dynamo exporter + onnxsim, no ONNX-stage rewrite) is made once per test session;
     the ONNX rewrite tests read the same graphs. Never modify the returned proto in place.
     """
-    from pathlib import Path
+    from onnx_helpers import export
 
     from vmf_deploy import build_seeded_model
-    from vmf_deploy.export import onnx_export
 
-    recipe = Path("export/onnx.toml")
     done: dict[tuple, tuple] = {}
 
     def get(variant: str, **knobs):
         key = (variant, tuple(sorted(knobs.items())))
         if key not in done:
             model = build_seeded_model(variant, frames=16, resolution=32, **knobs).eval()
-            proto = onnx_export.trace_to_onnx(model, model.cfg.input_shape, 18, recipe)
-            done[key] = (model, onnx_export.simplify_onnx(proto, recipe))
+            done[key] = (model, export(model, model.cfg.input_shape))
         return done[key]
 
     return get

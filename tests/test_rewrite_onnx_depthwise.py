@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
 from torch import nn
+
+from onnx_helpers import export, rel_error, run
 
 from vmf_deploy.export import onnx_export
 from vmf_deploy.rewrites import run_rewrites
@@ -20,27 +21,9 @@ from vmf_deploy.rewrites.onnx_depthwise_conv2d import (
     depthwise_to_conv2d,
 )
 
-ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxruntime")
 
 VARIANTS = ["560m", "1g", "2g", "5g"]
-RECIPE = Path("export/onnx.toml")
-
-
-def export(model: nn.Module, shape: tuple[int, ...]) -> onnx.ModelProto:
-    """Dynamo export + onnxsim, as the pipeline does before its ONNX-stage rewrites."""
-    return onnx_export.simplify_onnx(onnx_export.trace_to_onnx(model, shape, 18, RECIPE), RECIPE)
-
-
-def run(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    return session.run(None, {"video": x})[0]
-
-
-def rel_error(ref: np.ndarray, out: np.ndarray) -> float:
-    return float(np.abs(out - ref).max() / np.abs(ref).max())
 
 
 def conv_ranks(proto: onnx.ModelProto) -> Counter:

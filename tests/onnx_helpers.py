@@ -1,0 +1,34 @@
+"""Helpers of the ONNX rewrite tests: the pipeline's pre-rewrite export, an onnxruntime run, relative error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from torch import nn
+
+from vmf_deploy.export import onnx_export
+
+RECIPE = Path(__file__).resolve().parent.parent / "export" / "onnx.toml"
+
+
+def export(model: nn.Module, shape: tuple[int, ...], opset: int = 18) -> onnx.ModelProto:
+    """What the export pipeline produces before its ONNX-stage rewrites: dynamo export + onnxsim."""
+    return onnx_export.simplify_onnx(onnx_export.trace_to_onnx(model, shape, opset, RECIPE), RECIPE)
+
+
+def run(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    """The graph's output for input ``video = x`` in onnxruntime CPU, 2 threads."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return session.run(None, {"video": x})[0]
+
+
+def rel_error(ref: np.ndarray, out: np.ndarray) -> float:
+    """max |out − ref| / max |ref|."""
+    return float(np.abs(out - ref).max() / np.abs(ref).max())
