@@ -33,6 +33,10 @@ def test_ci_command_three_backends(tmp_path, capsys):
         assert r["input_shape"] == [1, 3, 16, 172, 172] and r["threads"] >= 1
         assert len(r["latency_ms"]["samples"]) == 3
         assert r["memory"]["peak_rss_bytes"] > r["memory"]["baseline_rss_bytes"] > 0
+        # the budget is the model's, the same on every backend; the runtime import is reported apart
+        assert r["memory"]["weights_bytes"] == rows["torch-cpu"]["memory"]["weights_bytes"] > 4 * r["params"]
+        assert r["memory"]["activation_set_bytes"] > 3 * 16 * 172 * 172 * 4  # at least the input clip
+        assert r["memory"]["runtime_import_rss_bytes"] >= 0
         assert r["parity"]["clips"] == 3 and r["parity"]["top1_agreement"] == 1.0
         assert r["parity"]["max_rel_error"] < 1e-4
         assert r["gflops_per_s"] == pytest.approx(r["flops"] / 1e9 / (r["latency_ms"]["median"] / 1e3))

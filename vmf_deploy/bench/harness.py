@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from ..parity import compare_logits, parity_clips
 from ..runners import BACKENDS, runner_class
 from . import schema
 from .artifacts import artifact_size, export_artifact
+
+if TYPE_CHECKING:
+    from .memory_budget import MemoryBudget
 
 DEVICE_BACKENDS = ("android", "ios")
 PEERS = ("x3d-xs", "x3d-s")
@@ -114,6 +118,7 @@ class Reference:
     input_shape: tuple[int, ...]
     params: int
     flops: int
+    budget: MemoryBudget
     seeds: tuple[int, ...]
     clip_files: list[Path]
     logits: list[np.ndarray] = field(repr=False)
@@ -141,6 +146,7 @@ class Harness:
             import torch
 
             from .. import build_seeded_model, count_flops, count_params
+            from .memory_budget import memory_budget
 
             overrides = self.overrides()
             model = build_seeded_model(variant, seed=self.settings.seed, **overrides)
@@ -155,7 +161,8 @@ class Harness:
             with torch.inference_mode():
                 logits = [model(torch.from_numpy(c)).numpy() for c in clips]
             self._references[variant] = Reference(variant, overrides, shape, count_params(model),
-                                                  count_flops(model, shape), tuple(self.settings.parity_seeds),
+                                                  count_flops(model, shape), memory_budget(model, torch.zeros(shape)),
+                                                  tuple(self.settings.parity_seeds),
                                                   files, logits)
         return self._references[variant]
 
@@ -249,7 +256,9 @@ class Harness:
                 "path": str(artifact), "format": artifact.suffix.lstrip("."), "size_bytes": artifact_size(artifact),
                 "precision": "fp32"},
             "load_ms": out["load_ms"], "latency_ms": lat, "clips_per_s": 1e3 / lat["median"],
-            "gflops_per_s": ref.flops / 1e9 / (lat["median"] / 1e3), "memory": out["memory"],
+            "gflops_per_s": ref.flops / 1e9 / (lat["median"] / 1e3), "memory": {
+                **out["memory"], "weights_bytes": ref.budget.weights_bytes,
+                "activation_set_bytes": ref.budget.activation_bytes},
             "parity": {"reference": REFERENCE, "seeds": list(self.settings.parity_seeds), **report.to_dict()},
             "profile": out.get("profile"),
         })

@@ -114,7 +114,9 @@ RESULT_SCHEMA: dict = {
         "memory": {"anyOf": [{"type": "null"}, {
             "type": "object", "required": ["peak_rss_bytes", "baseline_rss_bytes", "inference_rss_bytes", "method"],
             "properties": {"peak_rss_bytes": {"type": "integer"}, "baseline_rss_bytes": {"type": "integer"},
-                           "inference_rss_bytes": {"type": "integer"}, "method": {"type": "string"}}}]},
+                           "inference_rss_bytes": {"type": "integer"},
+                           "runtime_import_rss_bytes": {"type": "integer"}, "weights_bytes": {"type": "integer"},
+                           "activation_set_bytes": {"type": "integer"}, "method": {"type": "string"}}}]},
         "parity": {"anyOf": [{"type": "null"}, PARITY_SCHEMA]},
         "profile": {"anyOf": [{"type": "null"}, {
             "type": "object", "required": ["source", "ops"],

@@ -112,13 +112,16 @@ def table_row(r: dict) -> list[str]:
     parity_cell = "—" if parity is None else (f"{parity['max_rel_error']:.1e} · top1 "
                                              f"{parity['top1_agreement']:.0%}")
     size = None if r["artifact"] is None else r["artifact"]["size_bytes"] / 2**20
-    peak = None if r["memory"] is None else r["memory"]["inference_rss_bytes"] / 2**20
+    mem = r["memory"] or {}
+    peak = mem.get("inference_rss_bytes")
+    budget = mem.get("weights_bytes", 0) + mem.get("activation_set_bytes", 0)
+    peak_cell = "—" if peak is None else f"{peak / 2**20:.0f}" + (f" ({peak / budget:.1f}×)" if budget else "")
     return [r["backend"], r["variant"], status_cell(r["status"]), num(size, ".1f"),
             num(None if r["flops"] is None else r["flops"] / 1e9, ".3f"), num(lat.get("median"), ".1f"),
-            num(lat.get("p90"), ".1f"), num(r["clips_per_s"], ".2f"), num(peak, ".0f"), parity_cell]
+            num(lat.get("p90"), ".1f"), num(r["clips_per_s"], ".2f"), peak_cell, parity_cell]
 
 
-COLUMNS = ("backend", "variant", "status", "size MB", "GFLOPs", "median ms", "p90 ms", "clips/s", "peak MB", "parity")
+COLUMNS = ("backend", "variant", "status", "size MB", "GFLOPs", "median ms", "p90 ms", "clips/s", "peak MB (÷ W+A)", "parity")
 
 
 def print_table(results: list[dict], title: str) -> None:

@@ -16,6 +16,10 @@ class OnnxRuntimeCPURunner(Runner):
     artifact_suffix = ".onnx"
     export_target = "onnx"
     providers = ["CPUExecutionProvider"]
+    # onnxruntime's memory pattern pre-plans one block for every intermediate; on the 64-frame
+    # VMF models it raised peak RSS by 1.5-1.6x (1g 184 -> 305 MB, 2g 312 -> 489 MB) and was not
+    # faster (0.95-1.0x the latency without it, interleaved; benchmarks/NOTES.md). Off on the CPU.
+    memory_pattern = False
 
     @classmethod
     def availability(cls) -> str | None:
@@ -34,6 +38,7 @@ class OnnxRuntimeCPURunner(Runner):
 
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.enable_mem_pattern = self.memory_pattern
         if self.threads:
             opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = 1

@@ -36,6 +36,7 @@ class OnnxRuntimeCUDARunner(OnnxRuntimeCPURunner):
 
     name = "onnxruntime-cuda"
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    memory_pattern = True  # onnxruntime's default: the CPU measurement that turned it off does not carry over
 
     @classmethod
     def availability(cls) -> str | None:
