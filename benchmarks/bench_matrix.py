@@ -125,7 +125,8 @@ def markdown(results: list[dict], backends: tuple[str, ...], device: dict, setti
         return "\n".join(out)
 
     lines = [f"Machine: {describe(device)}.", f"Settings: {settings.threads} threads, batch 1, fp32, "
-             f"{settings.warmup} warm-up + {settings.runs} timed runs per clip, 64-frame clips "
+             f"{settings.rounds} rounds of {settings.warmup} warm-up + {settings.runs} timed runs (fresh process each, "
+             "backend order rotating; medians over the pooled samples), 64-frame clips "
              "(VMF at its resolution, X3D at 160²).", "", table(COLUMNS, [table_row(r) for r in results]), "",
              "Issue 8's targets (best CPU backend per variant; X3D-S at 64×160² measured in the same run):", "",
              table(TARGET_COLUMNS, target_rows(results, backends)), "",
@@ -146,10 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="whole-matrix repetitions, pooled (this VM's speed drifts by up to 2x within minutes)")
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_matrix")
     args = parser.parse_args(argv)
-    settings = BenchSettings(threads=args.threads, warmup=args.warmup, runs=args.runs, frames=args.frames)
+    settings = BenchSettings(threads=args.threads, warmup=args.warmup, runs=args.runs, frames=args.frames,
+                             rounds=args.rounds)
     device = host_device_info()
     print(f"bench_matrix: {describe(device)}", flush=True)
 

@@ -147,3 +147,22 @@ def test_a_failing_backend_is_a_row_and_the_others_go_on(tmp_path):
     # torch in the 1-thread worker vs the reference: same model, summation order may differ per CPU and threads
     assert ok["status"] == "ok" and ok["parity"]["max_rel_error"] <= 1e-5
     validate(build_document(results, settings, host_device_info()))
+
+
+def test_rounds_pool_every_rounds_samples_into_one_result(tmp_path):
+    from vmf_deploy.bench.harness import BenchSettings, build_document, merge_rounds, run_matrix
+    from vmf_deploy.bench.machine import host_device_info
+
+    settings = BenchSettings(threads=1, warmup=0, runs=2, frames=4, parity_seeds=(0,), rounds=2)
+    seen = []
+    results = run_matrix(["torch-cpu"], ["560m"], settings, tmp_path / "work", on_result=seen.append)
+    assert len(seen) == 2 and len(results) == 1  # two fresh measurements, one pooled row
+    (r,) = results
+    assert r["latency_ms"]["samples"] == seen[0]["latency_ms"]["samples"] + seen[1]["latency_ms"]["samples"]
+    assert r["latency_ms"]["median"] == pytest.approx(float(np.median(r["latency_ms"]["samples"])))
+    assert r["memory"]["inference_rss_bytes"] == max(s["memory"]["inference_rss_bytes"] for s in seen)
+    doc = validate(build_document(results, settings, host_device_info()))
+    assert doc["settings"]["rounds"] == 2
+    # a round that failed wins over the ones that worked: the row must not look healthy
+    broken = dict(seen[1], status="failed: RunnerError: boom", latency_ms=None)
+    assert merge_rounds([seen[0], broken])["status"] == "failed: RunnerError: boom"

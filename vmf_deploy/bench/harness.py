@@ -63,6 +63,9 @@ class BenchSettings:
             pipeline exports seed 0, so exported artifacts match only the default.
         profile: also write a per-op breakdown.
         timeout_s: limit for one worker process.
+        rounds: times the whole matrix is measured (fresh worker each time); a result's
+            latency statistics are over all its rounds' samples. Rounds minutes apart even
+            out a machine whose speed drifts (a shared VM) across backends.
     """
 
     threads: int
@@ -73,17 +76,19 @@ class BenchSettings:
     seed: int = 0
     profile: bool = False
     timeout_s: float = 1800.0
+    rounds: int = 1
 
     def __post_init__(self) -> None:
-        if self.threads < 1 or self.warmup < 0 or self.runs < 1 or not self.parity_seeds:
-            raise ValueError("threads >= 1, warmup >= 0, runs >= 1 and at least one parity seed are needed")
+        if self.threads < 1 or self.warmup < 0 or self.runs < 1 or self.rounds < 1 or not self.parity_seeds:
+            raise ValueError("threads >= 1, warmup >= 0, runs >= 1, rounds >= 1 and at least one parity seed "
+                             "are needed")
         if self.frames is not None and self.frames < 1:
             raise ValueError(f"frames must be >= 1, got {self.frames}")
 
     def to_dict(self) -> dict:
         """The ``settings`` object of a results document."""
-        return {"threads": self.threads, "warmup": self.warmup, "runs": self.runs, "frames": self.frames,
-                "parity_seeds": list(self.parity_seeds)}
+        return {"threads": self.threads, "warmup": self.warmup, "runs": self.runs, "rounds": self.rounds,
+                "frames": self.frames, "parity_seeds": list(self.parity_seeds)}
 
 
 def latency_stats(samples_ms: Sequence[float]) -> dict:
@@ -277,15 +282,46 @@ def build_document(results: list[dict], settings: BenchSettings, device: dict, c
     return schema.validate(doc)
 
 
+def merge_rounds(rounds: Sequence[dict]) -> dict:
+    """One result from the same backend × variant measured in several rounds.
+
+    Latency statistics are over every round's samples; memory is the round with the highest
+    inference RSS and parity the worst round's. If any round did not succeed, its result is
+    returned instead (its status says why).
+    """
+    failed = [r for r in rounds if r["status"] != "ok"]
+    if failed or len(rounds) == 1:
+        return failed[0] if failed else rounds[0]
+    merged = dict(rounds[0])
+    samples = [x for r in rounds for x in r["latency_ms"]["samples"]]
+    lat = latency_stats(samples)
+    merged.update({
+        "latency_ms": lat, "clips_per_s": 1e3 / lat["median"],
+        "gflops_per_s": None if merged["flops"] is None else merged["flops"] / 1e9 / (lat["median"] / 1e3),
+        "memory": max((r["memory"] for r in rounds), key=lambda m: m["inference_rss_bytes"]),
+        "parity": max((r["parity"] for r in rounds), key=lambda p: p["max_rel_error"]),
+        "load_ms": float(np.median([r["load_ms"] for r in rounds])),
+    })
+    return merged
+
+
 def run_matrix(backends: Sequence[str], variants: Sequence[str], settings: BenchSettings, workdir: Path,
                artifacts: Sequence[Path] = (), on_result: Callable[[dict], None] | None = None) -> list[dict]:
-    """Measure every backend × variant (variant-major, so one variant's artifacts are reused)."""
+    """Measure every backend × variant (variant-major, so one variant's artifacts are reused).
+
+    With ``settings.rounds`` > 1 the whole matrix is measured that many times, the backend
+    order rotating each round, and each pair's rounds are merged (:func:`merge_rounds`).
+    ``on_result`` sees every round's result.
+    """
     harness = Harness(settings, workdir, artifacts)
-    results = []
-    for variant in variants:
-        for backend in backends:
-            result = harness.run(backend, variant)
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-    return results
+    measured: dict[tuple[str, str], list[dict]] = {}
+    backends = list(backends)
+    for round_index in range(settings.rounds):
+        shift = round_index % len(backends) if backends else 0
+        for variant in variants:
+            for backend in backends[shift:] + backends[:shift]:
+                result = harness.run(backend, variant)
+                measured.setdefault((backend, variant), []).append(result)
+                if on_result is not None:
+                    on_result(result)
+    return [merge_rounds(measured[(b, v)]) for v in variants for b in backends if (b, v) in measured]

@@ -40,6 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="intra-op threads for every runtime (default: physical cores)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs before timing (default 2)")
     parser.add_argument("--runs", type=int, default=10, help="timed runs (default 10)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure the whole matrix this many times, backend order rotating, and pool the "
+                             "samples (default 1; use 3+ on a machine whose speed drifts)")
     parser.add_argument("--peers", default="",
                         help=f"comma-separated peers measured in the same run ({','.join(PEERS)})")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the results document here")
@@ -57,7 +60,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         fail(PROG, f"unknown backend(s) {unknown}; valid backends: {', '.join(all_backends())}")
     args.backends = list(dict.fromkeys(backends))
     for name, value, low in (("--frames", args.frames, 1), ("--threads", args.threads, 1),
-                             ("--warmup", args.warmup, 0), ("--runs", args.runs, 1)):
+                             ("--warmup", args.warmup, 0), ("--runs", args.runs, 1),
+                             ("--rounds", args.rounds, 1)):
         if value is not None and value < low:
             fail(PROG, f"{name} must be >= {low}, got {value}")
     peers = [p for p in (s.strip() for s in args.peers.split(",")) if p]
@@ -187,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = BenchSettings(threads=args.threads or default_threads(), warmup=args.warmup, runs=args.runs,
                                  frames=frames, seed=given.get("seed", 0), profile=args.profile,
-                                 timeout_s=args.timeout)
+                                 timeout_s=args.timeout, rounds=args.rounds)
     except ValueError as e:
         fail(PROG, str(e))
     device = host_device_info()
