@@ -10,7 +10,8 @@ from vmf_deploy import build_seeded_model, list_models
 from vmf_deploy.models.layers import FormerToMobile, FrameDyReLU, MobileToFormer
 from vmf_deploy.rewrites import run_rewrites
 from vmf_deploy.rewrites.fold_batchnorm import FoldBatchNorm
-from vmf_deploy.rewrites.frame_layers import DelegableLayerNorm, FrameBatchNorm, FrameConv3d, clip_to_frames, frames_to_clip
+from vmf_deploy.rewrites.frame_layers import (DelegableLayerNorm, FrameBatchNorm, FrameConv3d, clip_to_frames,
+                                              frames_to_clip, temporal_taps)
 from vmf_deploy.rewrites.frames_to_batch import FramesToBatch, UnsupportedModule
 
 torch.manual_seed(0)
@@ -40,6 +41,8 @@ def _random_bn(bn: nn.modules.batchnorm._BatchNorm) -> nn.modules.batchnorm._Bat
     ((1, 3, 3), (2, 2, 2), (0, 1, 1), 8, False),   # dw_conv="2d" at a strided stage
     ((1, 1, 1), (2, 2, 2), (0, 0, 0), 1, False),   # strided 1×1×1 shortcut
     ((3, 3, 3), (1, 2, 2), (1, 1, 1), 1, True),    # dense 3×3×3 (X3D-like stems)
+    ((3, 3, 3), (1, 1, 1), (0, 1, 1), 8, False),   # no temporal padding: every tap is a slice of the clip
+    ((5, 3, 3), (1, 1, 1), (1, 1, 1), 8, False),   # padding below "same": some taps inside, some outside
 ])
 @pytest.mark.parametrize("batch", [1, 2])  # batch 1 slices frames on dim 0; batch 2 goes through (B, T, ...) views
 def test_frame_conv3d_matches_conv3d(kernel, stride, padding, groups, bias, batch) -> None:
@@ -50,6 +53,31 @@ def test_frame_conv3d_matches_conv3d(kernel, stride, padding, groups, bias, batc
         out = frames_to_clip(FrameConv3d(conv)(clip_to_frames(x), batch), batch)
     assert out.shape == ref.shape
     assert (out - ref).abs().max() < 1e-5
+
+
+def test_one_clip_taps_copy_only_what_reaches_past_the_clip() -> None:
+    """XNNPACK copies every slice and pad: the centre tap is the input itself, a strided tap pads one frame."""
+    x = torch.randn(17, 8, 6, 6)
+    taps = temporal_taps(x, 1, kernel=3, stride=1, padding=1)
+    assert taps[1] is x and [t.shape[0] for t in taps] == [17, 17, 17]
+    program = torch.export.export(TapSum(kernel=5, stride=4, padding=2), (x,), strict=False)
+    pads = [n.meta["val"].shape[0] for n in program.graph.nodes if "pad" in str(n.target)]
+    assert pads == [2]  # one zero frame (padded from frame 0), not the 21-frame padded stack
+
+
+class TapSum(nn.Module):
+    """The sum of one clip's temporal taps (what FrameConv3d feeds its per-tap convs)."""
+
+    def __init__(self, kernel: int, stride: int, padding: int) -> None:
+        super().__init__()
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        taps = temporal_taps(x, 1, self.kernel, self.stride, self.padding)
+        out = taps[0]
+        for tap in taps[1:]:
+            out = out + tap
+        return out
 
 
 def test_frame_batchnorm_and_layernorm_match() -> None:
