@@ -14,8 +14,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from vmf_deploy.bench.harness import BenchSettings, build_document, run_matrix
-from vmf_deploy.bench.machine import describe, host_device_info
+from vmf_deploy.bench.machine import describe, gemm_gflops, host_device_info
 from vmf_deploy.bench.plot import plot_results
 from vmf_deploy.cli.bench import COLUMNS, print_table, table_row
 from vmf_deploy.manifest import write_json_atomic
@@ -115,7 +117,17 @@ def x3d_over_2g(results: list[dict], backends: tuple[str, ...]) -> list[str]:
     return lines
 
 
-def markdown(results: list[dict], backends: tuple[str, ...], device: dict, settings: BenchSettings) -> str:
+def probe_line(probes: list[float]) -> str:
+    """How fast the machine was between measurements (``gemm_gflops`` probes)."""
+    if not probes:
+        return "No machine probes were taken."
+    q = np.percentile(probes, [0, 50, 100])
+    return (f"Machine probe between measurements (fp32 512² matmul, NumPy BLAS): {q[0]:.0f} / {q[1]:.0f} / "
+            f"{q[2]:.0f} G multiply-adds/s (min / median / max of {len(probes)}); a spread is the VM's drift.")
+
+
+def markdown(results: list[dict], backends: tuple[str, ...], device: dict, settings: BenchSettings,
+             probes: list[float] = ()) -> str:
     """The tables as Markdown (for docs/bench.md)."""
     def table(columns, rows) -> str:
         out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -127,7 +139,7 @@ def markdown(results: list[dict], backends: tuple[str, ...], device: dict, setti
     lines = [f"Machine: {describe(device)}.", f"Settings: {settings.threads} threads, batch 1, fp32, "
              f"{settings.rounds} rounds of {settings.warmup} warm-up + {settings.runs} timed runs (fresh process each, "
              "backend order rotating; medians over the pooled samples), 64-frame clips "
-             "(VMF at its resolution, X3D at 160²).", "", table(COLUMNS, [table_row(r) for r in results]), "",
+             "(VMF at its resolution, X3D at 160²).", probe_line(list(probes)), "", table(COLUMNS, [table_row(r) for r in results]), "",
              "Issue 8's targets (best CPU backend per variant; X3D-S at 64×160² measured in the same run):", "",
              table(TARGET_COLUMNS, target_rows(results, backends)), "",
              f"X3D-S ÷ VMF-2G (paper Table 12: {PAPER_X3DS_OVER_2G:.1f}× on a Xeon): "
@@ -157,21 +169,26 @@ def main(argv: list[str] | None = None) -> int:
     device = host_device_info()
     print(f"bench_matrix: {describe(device)}", flush=True)
 
+    probes: list[dict] = [{"after": "start", "gemm_gmacs": gemm_gflops()}]
+
     def progress(r: dict) -> None:
         lat = r["latency_ms"]
+        probes.append({"after": f"{r['backend']} {r['variant']}", "gemm_gmacs": gemm_gflops()})
         print(f"  {r['backend']:<20} {r['variant']:<7} {r['status']}"
-              + (f"  median {lat['median']:.1f} ms" if lat else ""), flush=True)
+              + (f"  median {lat['median']:.1f} ms" if lat else "")
+              + f"  (machine probe: {probes[-1]['gemm_gmacs']:.0f} G multiply-adds/s)", flush=True)
 
     backends = tuple(args.backends)
     with tempfile.TemporaryDirectory(prefix="vmf-bench-matrix-") as work:
         results = run_matrix(backends, args.variants, settings, Path(work), on_result=progress)
     doc = build_document(results, settings, device, " ".join(["benchmarks/bench_matrix.py", *(argv or sys.argv[1:])]))
+    doc["machine_probes"] = probes  # outside the bench schema: this script's record of the VM's drift
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out.with_suffix(".json"), doc)
     if any(r["status"] == "ok" for r in results):
         plot_results(results, args.out.with_suffix(".png"),
                      title=f"64-frame clip, batch 1, fp32, {settings.threads} threads: {device['cpu_model']}")
-    md = markdown(results, backends, device, settings)
+    md = markdown(results, backends, device, settings, [p["gemm_gmacs"] for p in probes])
     args.out.with_suffix(".md").write_text(md)
     print_table(results, f"bench_matrix ({args.frames} frames, {settings.threads} threads, batch 1, fp32)")
     print(md.split("Issue 8's")[1] if "Issue 8's" in md else md)

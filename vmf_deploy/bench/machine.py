@@ -120,3 +120,23 @@ def describe(device: dict) -> str:
     isa = f", {'/'.join(device['isa_flags'])}" if device.get("isa_flags") else ""
     gpu = f", GPU {device['gpu']}" if device.get("gpu") else ""
     return f"{device['cpu_model']} ({device['logical_cores']} logical cores{isa}{mem}{gpu}), {device['os']}"
+
+
+def gemm_gflops(seconds: float = 0.3, n: int = 512) -> float:
+    """Multiply-adds per second (×1e-9) of repeated fp32 ``n×n`` matmuls in NumPy's BLAS for about ``seconds``.
+
+    A probe of the machine's state, not a benchmark: on a shared VM whose speed drifts,
+    probes taken between measurements show how fast the machine was while each ran.
+    """
+    import time
+
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = a.T.copy()
+    a @ b  # first call: thread-pool start-up
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        a @ b
+        count += 1
+    return count * n**3 / elapsed / 1e9
