@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vmf_deploy.bench.harness import BenchSettings, build_document, run_matrix
-from vmf_deploy.bench.machine import describe, gemm_gflops, host_device_info
+from vmf_deploy.bench.machine import copy_gbps, describe, gemm_gflops, host_device_info
 from vmf_deploy.bench.plot import plot_results
 from vmf_deploy.cli.bench import COLUMNS, print_table, table_row
 from vmf_deploy.manifest import write_json_atomic
@@ -117,17 +117,19 @@ def x3d_over_2g(results: list[dict], backends: tuple[str, ...]) -> list[str]:
     return lines
 
 
-def probe_line(probes: list[float]) -> str:
-    """How fast the machine was between measurements (``gemm_gflops`` probes)."""
+def probe_line(probes: list[dict]) -> str:
+    """How fast the machine was between measurements (``gemm_gflops`` and ``copy_gbps`` probes)."""
     if not probes:
         return "No machine probes were taken."
-    q = np.percentile(probes, [0, 50, 100])
-    return (f"Machine probe between measurements (fp32 512² matmul, NumPy BLAS): {q[0]:.0f} / {q[1]:.0f} / "
-            f"{q[2]:.0f} G multiply-adds/s (min / median / max of {len(probes)}); a spread is the VM's drift.")
+    g = np.percentile([p["gemm_gmacs"] for p in probes], [0, 50, 100])
+    c = np.percentile([p["copy_gbps"] for p in probes], [0, 50, 100])
+    return (f"Machine probes between measurements (min / median / max of {len(probes)}): fp32 512² matmul "
+            f"{g[0]:.0f} / {g[1]:.0f} / {g[2]:.0f} G multiply-adds/s, 64 MB copy {c[0]:.1f} / {c[1]:.1f} / "
+            f"{c[2]:.1f} GB/s; a spread is the VM's drift.")
 
 
 def markdown(results: list[dict], backends: tuple[str, ...], device: dict, settings: BenchSettings,
-             probes: list[float] = ()) -> str:
+             probes: list[dict] = ()) -> str:
     """The tables as Markdown (for docs/bench.md)."""
     def table(columns, rows) -> str:
         out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -169,14 +171,16 @@ def main(argv: list[str] | None = None) -> int:
     device = host_device_info()
     print(f"bench_matrix: {describe(device)}", flush=True)
 
-    probes: list[dict] = [{"after": "start", "gemm_gmacs": gemm_gflops()}]
+    probes: list[dict] = [{"after": "start", "gemm_gmacs": gemm_gflops(), "copy_gbps": copy_gbps()}]
 
     def progress(r: dict) -> None:
         lat = r["latency_ms"]
-        probes.append({"after": f"{r['backend']} {r['variant']}", "gemm_gmacs": gemm_gflops()})
+        probes.append({"after": f"{r['backend']} {r['variant']}", "gemm_gmacs": gemm_gflops(),
+                       "copy_gbps": copy_gbps()})
         print(f"  {r['backend']:<20} {r['variant']:<7} {r['status']}"
               + (f"  median {lat['median']:.1f} ms" if lat else "")
-              + f"  (machine probe: {probes[-1]['gemm_gmacs']:.0f} G multiply-adds/s)", flush=True)
+              + f"  (probe: {probes[-1]['gemm_gmacs']:.0f} G multiply-adds/s, {probes[-1]['copy_gbps']:.1f} GB/s)",
+              flush=True)
 
     backends = tuple(args.backends)
     with tempfile.TemporaryDirectory(prefix="vmf-bench-matrix-") as work:
@@ -188,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(r["status"] == "ok" for r in results):
         plot_results(results, args.out.with_suffix(".png"),
                      title=f"64-frame clip, batch 1, fp32, {settings.threads} threads: {device['cpu_model']}")
-    md = markdown(results, backends, device, settings, [p["gemm_gmacs"] for p in probes])
+    md = markdown(results, backends, device, settings, probes)
     args.out.with_suffix(".md").write_text(md)
     print_table(results, f"bench_matrix ({args.frames} frames, {settings.threads} threads, batch 1, fp32)")
     print(md.split("Issue 8's")[1] if "Issue 8's" in md else md)

@@ -140,3 +140,23 @@ def gemm_gflops(seconds: float = 0.3, n: int = 512) -> float:
         a @ b
         count += 1
     return count * n**3 / elapsed / 1e9
+
+
+def copy_gbps(seconds: float = 0.3, megabytes: int = 64) -> float:
+    """Memory bandwidth probe: GB/s (read + write) of copying a ``megabytes`` fp32 buffer for about ``seconds``.
+
+    The buffer is far larger than the caches, so this sees what the GEMM probe does not:
+    a neighbour on a shared host eating the memory bandwidth.
+    """
+    import time
+
+    import numpy as np
+
+    src = np.ones(megabytes * 2**20 // 4, dtype=np.float32)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        np.copyto(dst, src)
+        count += 1
+    return 2 * count * src.nbytes / elapsed / 1e9
