@@ -89,3 +89,11 @@ def test_latency_stats():
     assert s["p90"] == pytest.approx(18.1)
     assert s["trimmed_mean"] == pytest.approx(5.5)  # the 80 % middle drops 1.0 and 100.0
     assert s["samples"][0] == 5.0  # in run order
+
+
+def test_machine_probes_measure_something_positive() -> None:
+    """The drift probes bench_matrix takes between measurements (kept tiny here)."""
+    from vmf_deploy.bench.machine import copy_gbps, gemm_gflops
+
+    assert gemm_gflops(seconds=0.02, n=64) > 0
+    assert copy_gbps(seconds=0.02, megabytes=4) > 0
