@@ -141,7 +141,8 @@ def markdown(results: list[dict], backends: tuple[str, ...], device: dict, setti
     lines = [f"Machine: {describe(device)}.", f"Settings: {settings.threads} threads, batch 1, fp32, "
              f"{settings.rounds} rounds of {settings.warmup} warm-up + {settings.runs} timed runs (fresh process each, "
              "backend order rotating; medians over the pooled samples), 64-frame clips "
-             "(VMF at its resolution, X3D at 160²).", probe_line(list(probes)), "", table(COLUMNS, [table_row(r) for r in results]), "",
+             "(VMF at its resolution, X3D at 160²).", probe_line(list(probes)), "",
+             table(COLUMNS, [table_row(r) for r in results]), "",
              "Issue 8's targets (best CPU backend per variant; X3D-S at 64×160² measured in the same run):", "",
              table(TARGET_COLUMNS, target_rows(results, backends)), "",
              f"X3D-S ÷ VMF-2G (paper Table 12: {PAPER_X3DS_OVER_2G:.1f}× on a Xeon): "

@@ -122,24 +122,30 @@ def describe(device: dict) -> str:
     return f"{device['cpu_model']} ({device['logical_cores']} logical cores{isa}{mem}{gpu}), {device['os']}"
 
 
+
+def _calls_per_second(call, seconds: float) -> float:  # noqa: ANN001 - any zero-argument callable
+    """How many times ``call()`` runs per second, repeated for about ``seconds`` after one untimed call."""
+    import time
+
+    call()  # first call: thread-pool start-up, page faults
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        call()
+        count += 1
+    return count / elapsed
+
+
 def gemm_gflops(seconds: float = 0.3, n: int = 512) -> float:
     """Multiply-adds per second (×1e-9) of repeated fp32 ``n×n`` matmuls in NumPy's BLAS for about ``seconds``.
 
     A probe of the machine's state, not a benchmark: on a shared VM whose speed drifts,
     probes taken between measurements show how fast the machine was while each ran.
     """
-    import time
-
     import numpy as np
 
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     b = a.T.copy()
-    a @ b  # first call: thread-pool start-up
-    count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        a @ b
-        count += 1
-    return count * n**3 / elapsed / 1e9
+    return _calls_per_second(lambda: a @ b, seconds) * n**3 / 1e9
 
 
 def copy_gbps(seconds: float = 0.3, megabytes: int = 64) -> float:
@@ -148,15 +154,8 @@ def copy_gbps(seconds: float = 0.3, megabytes: int = 64) -> float:
     The buffer is far larger than the caches, so this sees what the GEMM probe does not:
     a neighbour on a shared host eating the memory bandwidth.
     """
-    import time
-
     import numpy as np
 
     src = np.ones(megabytes * 2**20 // 4, dtype=np.float32)
     dst = np.empty_like(src)
-    np.copyto(dst, src)
-    count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        np.copyto(dst, src)
-        count += 1
-    return 2 * count * src.nbytes / elapsed / 1e9
+    return _calls_per_second(lambda: np.copyto(dst, src), seconds) * 2 * src.nbytes / 1e9

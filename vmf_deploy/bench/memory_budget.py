@@ -27,7 +27,6 @@ class MemoryBudget:
 
     weights_bytes: int
     activation_bytes: int
-    peak_op: str  # the op at which the largest set is alive
 
     @property
     def total_bytes(self) -> int:
@@ -54,8 +53,8 @@ def _aliases_input(target: object) -> bool:
                 and not schema.returns[0].alias_info.is_write)
 
 
-def largest_activation_set(graph: torch.fx.Graph, weights: frozenset[str] = frozenset()) -> tuple[int, str]:
-    """Peak bytes of simultaneously live activations over ``graph``'s node order, and the op where it peaks.
+def largest_activation_set(graph: torch.fx.Graph, weights: frozenset[str] = frozenset()) -> int:
+    """Peak bytes of simultaneously live activations over ``graph``'s node order.
 
     ``weights`` names the placeholders that hold parameters and buffers (not counted);
     every other placeholder is an input, live from the start until its last reader.
@@ -79,13 +78,12 @@ def largest_activation_set(graph: torch.fx.Graph, weights: frozenset[str] = froz
     frees: dict[int, list[torch.fx.Node]] = {}
     for o, i in end.items():
         frees.setdefault(i, []).append(o)
-    live, peak, peak_op = 0, 0, ""
+    live = peak = 0
     for i, n in enumerate(nodes):
         live += size.get(n, 0)
-        if live > peak:
-            peak, peak_op = live, n.name
+        peak = max(peak, live)
         live -= sum(size[o] for o in frees.get(i, ()))
-    return peak, peak_op
+    return peak
 
 
 def memory_budget(model: nn.Module, example: torch.Tensor) -> MemoryBudget:
@@ -97,5 +95,4 @@ def memory_budget(model: nn.Module, example: torch.Tensor) -> MemoryBudget:
     sig = program.graph_signature
     weight_inputs = frozenset((*sig.inputs_to_parameters, *sig.inputs_to_buffers,
                                *sig.inputs_to_lifted_tensor_constants))
-    activation, peak_op = largest_activation_set(program.graph, weight_inputs)
-    return MemoryBudget(weights_bytes=weights, activation_bytes=activation, peak_op=peak_op)
+    return MemoryBudget(weights_bytes=weights, activation_bytes=largest_activation_set(program.graph, weight_inputs))

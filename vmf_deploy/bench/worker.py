@@ -8,8 +8,8 @@ JSON files; the input clips are ``.npy`` files written by the harness.
 Memory: the backend's runtime is imported first (its resident cost, e.g. ExecuTorch's
 Python runtime pulling in torch, is reported apart as ``runtime_import_rss_bytes``); then
 on Linux the kernel's ``VmHWM`` (peak RSS) is reset through ``/proc/self/clear_refs`` just
-before the artifact is loaded, so the peak covers load, warm-up and the timed runs only; elsewhere ``ru_maxrss`` is used (the whole process life,
-stated in ``memory.method``). A backend that runs the model in a child process (the native
+before the artifact is loaded, so the peak covers load, warm-up and the timed runs only;
+elsewhere ``ru_maxrss`` is used (the whole process life, stated in ``memory.method``). A backend that runs the model in a child process (the native
 runner of ``executorch-native``) adds that child's peak RSS.
 """
 
@@ -90,8 +90,8 @@ def measure(spec: dict) -> dict:
     clips = [np.load(p) for p in spec["clips"]]
     before_import = current_rss()
     runner_class(spec["backend"]).availability()  # imports the runtime: a one-off cost, reported apart
-    runtime_rss = current_rss() - before_import
     baseline = current_rss()
+    runtime_rss = baseline - before_import
     hwm_reset = reset_peak_rss()
     if not hwm_reset:
         baseline = peak_rss(False)
