@@ -1,8 +1,9 @@
 """Fused vs unfused latency of every variant: onnxruntime CPU (and ExecuTorch-XNNPACK with --executorch).
 
 For each variant the model is exported the way ``vmf-export`` does it, once with
-``--no-fuse`` (only required rewrites), once with every fusion and, with ``--ablate``,
-once with every fusion but one for each ONNX fusion; then a fresh worker process per
+``--no-fuse`` (only required rewrites), once with every fusion, for ONNX once more with the
+other bridge form (recipe ``bridges = "attention"``) and, with ``--ablate``, once with every
+fusion but one for each ONNX fusion; then a fresh worker process per
 variant and runtime (no torch OpenMP pool and no other runtime's thread pool competing
 for the cores) loads that variant's artifacts and runs them
 block-interleaved (each round: one untimed run, then ``--block`` timed runs per
@@ -44,25 +45,31 @@ def export_configs(variant: str, target: str, frames: int, out_dir: Path, ablate
     """Export ``variant`` for ``target`` unfused, fused and (``ablate``, ONNX) fused without each fusion in turn.
 
     Returns ``{"variant", "target", "input_shape", "configs": {tag: {"artifact", "rewrites", "nodes", "export_s"}}}``
-    with tags ``unfused``, ``fused`` and ``fused without <rewrite>``.
+    with tags ``unfused``, ``fused``, (ONNX) ``fused, bridges = attention`` and ``fused without <rewrite>``.
     """
     import torch
 
     from vmf_deploy import build_seeded_model
-    from vmf_deploy.export.recipes import load_recipe
+    from vmf_deploy.export.recipes import ONNX_BRIDGE_FORMS, load_recipe
     from vmf_deploy.export.targets import get_target
-    from vmf_deploy.rewrites import rewrite_classes, run_rewrites
+    from vmf_deploy.rewrites import rewrite_classes, run_rewrites, unchosen_alternatives
 
     model = build_seeded_model(variant, frames=frames).eval()
     shape = tuple(model.cfg.input_shape)
     recipe = load_recipe(get_target(target), None)
-    plans: dict[str, tuple[bool, tuple[str, ...]]] = {"unfused": (False, ()), "fused": (True, ())}
+    default = {"bridges": recipe.options["bridges"]} if target == "onnx" else {}
+    # tag → (fuse, rewrites skipped, recipe choices)
+    plans: dict[str, tuple[bool, tuple[str, ...], dict]] = {"unfused": (False, (), default),
+                                                            "fused": (True, (), default)}
+    if target == "onnx":
+        other = next(v for v in ONNX_BRIDGE_FORMS if v != default["bridges"])
+        plans[f"fused, bridges = {other}"] = (True, (), {"bridges": other})
     if ablate and target == "onnx":
         for cls in rewrite_classes():
-            if target in cls.targets and not cls.required:
-                plans[f"fused without {cls.name}"] = (True, (cls.name,))
+            if target in cls.targets and not cls.required and cls.name not in unchosen_alternatives(default):
+                plans[f"fused without {cls.name}"] = (True, (cls.name,), default)
     entry: dict = {"variant": variant, "target": target, "input_shape": list(shape), "configs": {}}
-    for i, (tag, (fuse, skip)) in enumerate(plans.items()):
+    for i, (tag, (fuse, skip, choices)) in enumerate(plans.items()):
         path = out_dir / f"{variant}-{target}-{i}.{'onnx' if target == 'onnx' else 'pte'}"
         start = time.perf_counter()
         if target == "onnx":
@@ -71,7 +78,7 @@ def export_configs(variant: str, target: str, frames: int, out_dir: Path, ablate
             rewritten, applied = run_rewrites("onnx", "module", model, fuse=fuse, skip=skip)
             proto = onnx_export.trace_to_onnx(rewritten, shape, recipe.options["opset"], recipe.path)
             proto = onnx_export.simplify_onnx(proto, recipe.path)
-            proto, applied_onnx = run_rewrites("onnx", "onnx", proto, fuse=fuse, skip=skip)
+            proto, applied_onnx = run_rewrites("onnx", "onnx", proto, fuse=fuse, skip=skip, choices=choices)
             onnx_export.save_onnx(proto, path)
             applied, nodes = applied + applied_onnx, len(proto.graph.node)
         else:
@@ -154,7 +161,9 @@ def bridge_graphs(kind: str, channels: int, positions: int, tokens: int = 6, hea
     """One bridge at the given size as ONNX graphs: the exporter's chain and each fused candidate.
 
     ``m2f``: tokens ``q (1, M, C)`` read the feature map ``x (1, C, N)``; ``f2m``: ``x`` reads ``k, v (1, M, C)``.
-    Returns ``{name: (model bytes, feeds)}``.
+    The Mobile→Former exported chain is already the channels-first form (onnxruntime fuses its one
+    map transpose into ``FusedMatMul``); Former→Mobile gets the ``onnx_bridge_channels_first`` form
+    and the same with one ``Softmax(axis=-2)``. Returns ``{name: (model bytes, feeds)}``.
     """
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
@@ -165,7 +174,8 @@ def bridge_graphs(kind: str, channels: int, positions: int, tokens: int = 6, hea
     toks = rng.standard_normal((1, tokens, channels), dtype=np.float32)
     inits = [numpy_helper.from_array(np.array(v, dtype=np.int64), n) for n, v in (
         ("s_fmap", [1, heads, ch, positions]), ("s_tok", [1, tokens, heads, ch]), ("s_out", [1, channels, positions]),
-        ("s_tok3", [1, tokens, channels]))] + [numpy_helper.from_array(np.array(scale, np.float32), "scale")]
+        ("s_tok3", [1, tokens, channels]), ("token_axis", [2]))] + [
+        numpy_helper.from_array(np.array(scale, np.float32), "scale")]
     n = helper.make_node
 
     def model(nodes: list, inputs: list[str], opset: int) -> bytes:
@@ -204,7 +214,18 @@ def bridge_graphs(kind: str, channels: int, positions: int, tokens: int = 6, hea
              n("MatMul", ["p", "v4"], ["o"]), n("Transpose", ["o"], ["ot"], perm=[0, 1, 3, 2]),
              n("Reshape", ["ot", "s_out"], ["y"])]
     wrap = [n("Transpose", ["x"], ["x3"], perm=[0, 2, 1])], [n("Transpose", ["o3"], ["y"], perm=[0, 2, 1])]
+    scores = [n("Reshape", ["x", "s_fmap"], ["x4"]), n("Mul", ["k", "scale"], ["ks"]),  # (B, h, M, N) = (scale·K)·X
+              n("Reshape", ["ks", "s_tok"], ["k4a"]), n("Transpose", ["k4a"], ["k4"], perm=[0, 2, 1, 3]),
+              n("Reshape", ["v", "s_tok"], ["v4a"]), n("Transpose", ["v4a"], ["vt"], perm=[0, 2, 3, 1]),
+              n("MatMul", ["k4", "x4"], ["s"])]
+    over_tokens = [n("ReduceMax", ["s", "token_axis"], ["m"], keepdims=1), n("Sub", ["s", "m"], ["d"]),
+                   n("Exp", ["d"], ["e"]), n("ReduceSum", ["e", "token_axis"], ["z"], keepdims=1),
+                   n("MatMul", ["vt", "e"], ["o0"]), n("Div", ["o0", "z"], ["o"]), n("Reshape", ["o", "s_out"], ["y"])]
+    one_softmax = [n("Softmax", ["s"], ["p"], axis=-2), n("MatMul", ["vt", "p"], ["o"]),
+                   n("Reshape", ["o", "s_out"], ["y"])]
     return {"exported chain": (model(chain, ["x", "k", "v"], 18), feeds),
+            "channels-first (onnx_bridge_channels_first)": (model(scores + over_tokens, ["x", "k", "v"], 18), feeds),
+            "channels-first, Softmax(axis=-2)": (model(scores + one_softmax, ["x", "k", "v"], 18), feeds),
             "Attention (opset 23)": (model([*wrap[0], n("Attention", ["x3", "k", "v"], ["o3"], **attn), *wrap[1]],
                                            ["x", "k", "v"], 23), feeds),
             "MultiHeadAttention": (model([*wrap[0], n("MultiHeadAttention", ["x3", "k", "v"], ["o3"],
@@ -212,28 +233,26 @@ def bridge_graphs(kind: str, channels: int, positions: int, tokens: int = 6, hea
                                           *wrap[1]], ["x", "k", "v"], 18), feeds)}
 
 
-def attention_ops(runs: int, threads: int) -> list[dict]:
-    """Time each candidate attention op against the exported chain at VMF-560M's largest bridges."""
+def attention_ops(runs: int, threads: int, block: int) -> list[dict]:
+    """Time each candidate attention op against the exported chain at VMF-560M's and VMF-2G's bridge sizes."""
     import numpy as np
     import onnxruntime as ort
 
     rows = []
     # 560m at 64 frames: the first block's Mobile→Former reads 16 ch × 8·86·86 positions,
     # its Former→Mobile writes 16 ch × 8·43·43; stage 3 has 64 ch × 8·11·11.
+    # 2g: the first block reads 20 ch × 16·112·112 and writes 20 ch × 16·56·56; stage 3 has 80 ch × 16·14·14.
     for kind, channels, positions in (("m2f", 16, 8 * 86 * 86), ("f2m", 16, 8 * 43 * 43), ("m2f", 64, 8 * 11 * 11),
-                                      ("f2m", 64, 8 * 11 * 11)):
+                                      ("f2m", 64, 8 * 11 * 11), ("m2f", 20, 16 * 112 * 112),
+                                      ("f2m", 20, 16 * 56 * 56), ("m2f", 80, 16 * 14 * 14), ("f2m", 80, 16 * 14 * 14)):
         graphs = bridge_graphs(kind, channels, positions)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = threads, 1, 3
         sessions = {name: (ort.InferenceSession(g, opts, providers=["CPUExecutionProvider"]), f)
                     for name, (g, f) in graphs.items()}
         ref = sessions["exported chain"][0].run(None, sessions["exported chain"][1])[0]
-        times: dict[str, list[float]] = {name: [] for name in sessions}
-        for _ in range(runs):
-            for name, (sess, feeds) in sessions.items():
-                start = time.perf_counter()
-                sess.run(None, feeds)
-                times[name].append(1000.0 * (time.perf_counter() - start))
+        times = block_interleaved({name: functools.partial(sess.run, None, feeds)
+                                   for name, (sess, feeds) in sessions.items()}, runs, block)
         for name, (sess, feeds) in sessions.items():
             err = float(np.abs(sess.run(None, feeds)[0] - ref).max() / np.abs(ref).max())
             rows.append({"bridge": "Mobile→Former" if kind == "m2f" else "Former→Mobile", "channels": channels,
@@ -352,7 +371,8 @@ def render(results: list[dict], meta: dict) -> None:
     ablated = [r for r in results if len(r["timing"]) > 2]
     if not ablated:
         return
-    table = Table(title="Each fusion's share: all fusions but one (slower than 'fused' = that fusion pays)")
+    table = Table(title="The other bridge form, and each fusion's share: all fusions but one (slower than 'fused' = "
+                        "that fusion pays)")
     for col in ("variant", "backend", "config", "median ms", "÷ fused", "rel. error vs unfused"):
         table.add_column(col, justify="left" if col in ("variant", "backend", "config") else "right")
     for r in ablated:
@@ -377,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="ONNX: also time the fused graph without each fusion in turn (one export per fusion)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--attention-ops", action="store_true",
-                        help="instead: time the candidate ONNX attention ops on single bridges (560m sizes)")
+                        help="instead: time the candidate ONNX bridge forms on single bridges (560m and 2g sizes)")
     parser.add_argument("--depthwise-ops", action="store_true",
                         help="instead: time one depthwise 3×3×3 conv as native Conv3d vs the 2D forms (560m/1g sizes)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -451,16 +471,18 @@ def run_attention_ops(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     load_before = [round(x, 2) for x in os.getloadavg()]
-    rows = attention_ops(args.runs, args.threads)
-    meta = {"machine": machine(), "runs": args.runs, "threads": args.threads, "load_before": load_before,
-            "load_after": [round(x, 2) for x in os.getloadavg()], "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    table = Table(title=f"One bridge, onnxruntime CPU, {args.threads} threads, median of {args.runs} interleaved runs")
+    rows = attention_ops(args.runs, args.threads, args.block)
+    meta = {"machine": machine(), "runs": args.runs, "block": args.block, "threads": args.threads,
+            "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    table = Table(title=f"One bridge, onnxruntime CPU, {args.threads} threads, median of {args.runs} block-interleaved "
+                        "runs")
     for col in ("bridge", "C × positions", "graph", "median ms", "rel. error"):
         table.add_column(col, justify="right" if col in ("median ms", "rel. error") else "left")
     for r in rows:
         table.add_row(r["bridge"], f"{r['channels']} × {r['positions']}", r["graph"], f"{r['median_ms']:.3f}",
                       f"{r['rel_error']:.1e}")
-    Console().print(table)
+    Console(width=150).print(table)
     store(args.out, {"attention_ops": {"meta": meta, "rows": rows}})
     return 0
 

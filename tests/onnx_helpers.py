@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import torch
 from torch import nn
 
 from vmf_deploy.export import onnx_export
@@ -32,3 +33,18 @@ def run(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
 def rel_error(ref: np.ndarray, out: np.ndarray) -> float:
     """max |out − ref| / max |ref|."""
     return float(np.abs(out - ref).max() / np.abs(ref).max())
+
+
+class OneBridge(nn.Module):
+    """A single bridge with fixed tokens, wrapped to the pipeline's one-input contract."""
+
+    def __init__(self, bridge: nn.Module, tokens: int, token_dim: int) -> None:
+        super().__init__()
+        self.bridge = bridge
+        self.tokens = nn.Parameter(torch.randn(1, tokens, token_dim))
+        self.mix = nn.Linear(token_dim, token_dim)  # keeps the queries/keys a computed value, not a constant
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        toks = self.mix(self.tokens + x.mean())
+        out = self.bridge(x, toks)
+        return out if out.dim() == 3 else out.mean(dim=(3, 4))

@@ -39,6 +39,7 @@ target = "onnx"
 opset = 18
 simplify = true
 check = true
+bridges = "channels-first"
 [parity]
 runtime = "onnxruntime-cpu"
 seeds = [0, 1, 2]
@@ -55,6 +56,7 @@ min_top1_agreement = 1.0
     ("simplify = true", "simplify = 1", "[onnx].simplify"),
     ("check = true", "check = true\nfast = true", "[onnx].fast"),
     ("opset = 18\n", "", "lacks ['opset']"),
+    ('bridges = "channels-first"', 'bridges = "sdpa"', "[onnx].bridges"),
     ('runtime = "onnxruntime-cpu"', 'runtime = "tflite"', "[parity].runtime"),
     ("seeds = [0, 1, 2]", "seeds = [0, 1]", "[parity].seeds"),
     ("seeds = [0, 1, 2]", "seeds = [0, 0, 1]", "[parity].seeds"),
@@ -75,6 +77,13 @@ def test_invalid_recipe_names_the_key(tmp_path: Path, old: str, new: str, key: s
 def test_valid_custom_recipe_loads(tmp_path: Path) -> None:
     recipe = load_recipe(get_target("onnx"), _write(tmp_path, ONNX_OK.replace("opset = 18", "opset = 20")))
     assert recipe.options["opset"] == 20 and recipe.tolerance("fp32").min_cosine == 0.0
+
+
+def test_bridge_forms_are_the_rewrite_alternatives() -> None:
+    from vmf_deploy.export.recipes import ONNX_BRIDGE_FORMS
+    from vmf_deploy.rewrites import ALTERNATIVES
+
+    assert ONNX_BRIDGE_FORMS == tuple(ALTERNATIVES["bridges"])  # same values, default first
 
 
 def test_missing_and_malformed_recipes(tmp_path: Path) -> None:

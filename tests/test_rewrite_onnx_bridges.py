@@ -1,4 +1,4 @@
-"""ONNX bridge fusion: every Mobile→Former / Former→Mobile bridge becomes one ``Attention`` node."""
+"""ONNX bridge fusion (recipe ``bridges = "attention"``): every Mobile→Former / Former→Mobile bridge becomes one ``Attention`` node."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from torch import nn
 
-from onnx_helpers import export, rel_error, run
+from onnx_helpers import OneBridge, export, rel_error, run
 
 from vmf_deploy import build_seeded_model
 from vmf_deploy.export import onnx_export
@@ -25,21 +24,6 @@ VARIANTS = ["560m", "1g", "2g", "5g"]
 
 def ops(proto: onnx.ModelProto) -> Counter:
     return Counter(n.op_type for n in proto.graph.node)
-
-
-class OneBridge(nn.Module):
-    """A single bridge with fixed tokens, wrapped to the pipeline's one-input contract."""
-
-    def __init__(self, bridge: nn.Module, tokens: int, token_dim: int) -> None:
-        super().__init__()
-        self.bridge = bridge
-        self.tokens = nn.Parameter(torch.randn(1, tokens, token_dim))
-        self.mix = nn.Linear(token_dim, token_dim)  # keeps the queries/keys a computed value, not a constant
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        toks = self.mix(self.tokens + x.mean())
-        out = self.bridge(x, toks)
-        return out if out.dim() == 3 else out.mean(dim=(3, 4))
 
 
 @pytest.mark.parametrize("per_frame", [False, True], ids=["clip-tokens", "per-frame-tokens"])
@@ -85,22 +69,30 @@ def test_whole_model_every_bridge_fused(variant: str, seeded_onnx) -> None:
     assert rel_error(run(proto, x), run(fused, x)) <= 1e-5
 
 
+BRIDGE_COUNTS = {"channels-first": lambda blocks: {"onnx_bridge_channels_first": blocks},  # Former→Mobile only
+                 "attention": lambda blocks: {"onnx_bridge_attention": 2 * blocks + 1}}
+
+
+@pytest.mark.parametrize("bridges", list(BRIDGE_COUNTS))
 @pytest.mark.parametrize("variant", ["560m", *[pytest.param(v, marks=pytest.mark.slow) for v in VARIANTS[1:]]])
-def test_all_onnx_fusions_match_the_unfused_export(variant: str) -> None:
-    """The export pipeline's two rewrite stages with fuse on vs off (vmf-export --no-fuse)."""
+def test_all_onnx_fusions_match_the_unfused_export(variant: str, bridges: str) -> None:
+    """The export pipeline's two rewrite stages with fuse on vs off (vmf-export --no-fuse), each bridge form."""
     model = build_seeded_model(variant, frames=16, resolution=32).eval()
     shape = model.cfg.input_shape
     outputs, applied = {}, {}
     for fuse in (False, True):
         rewritten, module_applied = run_rewrites("onnx", "module", model, fuse=fuse)
-        proto, onnx_applied = run_rewrites("onnx", "onnx", export(rewritten, shape), fuse=fuse)
+        proto, onnx_applied = run_rewrites("onnx", "onnx", export(rewritten, shape), fuse=fuse,
+                                           choices={"bridges": bridges})
         onnx_export.check_onnx(proto)
         applied[fuse] = {a["name"]: a["count"] for a in module_applied + onnx_applied}
         x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
         outputs[fuse] = run(proto, x)
     expected = {"stem_conv_fusion": 1, "dyrelu_fusion": 2 * len(model.blocks),
-                "onnx_bridge_attention": 2 * len(model.blocks) + 1,
-                "onnx_depthwise_conv2d": len(model.blocks)}  # the fused stem has no depthwise conv left
+                "onnx_depthwise_conv2d": len(model.blocks),  # the fused stem has no depthwise conv left
+                **BRIDGE_COUNTS[bridges](len(model.blocks))}
     assert applied[True].items() >= expected.items()
+    other = {"channels-first": "onnx_bridge_attention", "attention": "onnx_bridge_channels_first"}[bridges]
+    assert other not in applied[True]  # exactly one bridge form runs
     assert not any(applied[False].values())
     assert rel_error(outputs[False], outputs[True]) <= 1e-5

@@ -150,7 +150,8 @@ def _lower_onnx(model: torch.nn.Module, shape: tuple[int, ...], recipe: Recipe, 
         with steps("simplify"):
             proto = onnx_export.simplify_onnx(proto, recipe.path)
     with steps("rewrite"):
-        proto, applied_onnx = run_rewrites("onnx", "onnx", proto, fuse=fuse)
+        proto, applied_onnx = run_rewrites("onnx", "onnx", proto, fuse=fuse,
+                                           choices={"bridges": options["bridges"]})
         proto = onnx_export.prune_unused(proto)
     if options["check"]:
         with steps("check"):

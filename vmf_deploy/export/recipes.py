@@ -63,12 +63,15 @@ _BOOL: tuple[Check, str] = (_is_bool, "true or false")
 
 COREML_DEPLOYMENT_TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18", "macOS12", "macOS13", "macOS14", "macOS15")
 COREML_COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
+ONNX_BRIDGE_FORMS = ("channels-first", "attention")
+"""Values of ``[onnx] bridges``: the keys of ``vmf_deploy.rewrites.ALTERNATIVES["bridges"]`` (kept torch-free here)."""
 
 TARGET_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
     "onnx": {
         "opset": _int_range(18, 28),
         "simplify": _BOOL,
         "check": _BOOL,
+        "bridges": _one_of(*ONNX_BRIDGE_FORMS),
     },
     "coreml": {
         "convert_to": _one_of("mlprogram"),

@@ -2,12 +2,14 @@
 
 ``REWRITES`` lists ``"module:Class"`` entries in the order they run. Rewrites are
 imported lazily. ``run_rewrites`` applies those of one target and stage.
+``ALTERNATIVES`` names rewrites that do the same job in different forms: exactly one of
+each group runs, chosen by a recipe key.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from .base import Rewrite, RewriteResult
@@ -18,12 +20,33 @@ REWRITES: list[str] = [
     "stem_fusion:StemConvFusion",
     "dyrelu_fusion:DyReLUFusion",
     "bridge_sdpa:BridgeSDPA",
+    "onnx_bridge_channels_first:OnnxBridgeChannelsFirst",
     "onnx_bridge_attention:OnnxBridgeAttention",
     "onnx_depthwise_conv2d:OnnxDepthwiseConv2d",
     # ExecuTorch (helper B): BN folding on the 5D graph, then the whole model → 4D frames-in-batch layout
     "fold_batchnorm:FoldBatchNorm",
     "frames_to_batch:FramesToBatch",
 ]
+
+ALTERNATIVES: dict[str, dict[str, str]] = {
+    # recipe key → {value: the rewrite it selects}; the first value is the default
+    "bridges": {"channels-first": "onnx_bridge_channels_first", "attention": "onnx_bridge_attention"},
+}
+"""Groups of alternative rewrites, each chosen by one recipe key (``[onnx] bridges``)."""
+
+
+def unchosen_alternatives(choices: Mapping[str, str] | None = None) -> set[str]:
+    """The rewrites that ``choices`` (recipe key → value; missing keys take the default) leave out.
+
+    Raises ValueError naming the key and its allowed values for an unknown value.
+    """
+    left_out = set()
+    for key, options in ALTERNATIVES.items():
+        chosen = (choices or {}).get(key, next(iter(options)))
+        if chosen not in options:
+            raise ValueError(f"{key} = {chosen!r} is not one of {', '.join(repr(v) for v in options)}")
+        left_out |= {name for value, name in options.items() if value != chosen}
+    return left_out
 
 
 def rewrite_classes() -> list[type[Rewrite]]:
@@ -35,14 +58,16 @@ def rewrite_classes() -> list[type[Rewrite]]:
     return out
 
 
-def run_rewrites(target: str, stage: str, obj: Any, fuse: bool = True,
-                 skip: Collection[str] = ()) -> tuple[Any, list[dict]]:
+def run_rewrites(target: str, stage: str, obj: Any, fuse: bool = True, skip: Collection[str] = (),
+                 choices: Mapping[str, str] | None = None) -> tuple[Any, list[dict]]:
     """Apply the rewrites of ``target`` at ``stage`` to ``obj``.
 
     With ``fuse=False`` only the ``required`` rewrites run (those the target cannot do without);
-    ``skip`` names optional rewrites to leave out (to measure what each one contributes).
+    ``skip`` names optional rewrites to leave out (to measure what each one contributes);
+    ``choices`` picks one rewrite of each :data:`ALTERNATIVES` group (default: the first).
     Returns the rewritten object and ``[{"name", "count"}]`` for the manifest.
     """
+    skip = set(skip) | unchosen_alternatives(choices)
     applied = []
     for cls in rewrite_classes():
         if target not in cls.targets or cls.stage != stage or not (fuse or cls.required):
@@ -55,4 +80,4 @@ def run_rewrites(target: str, stage: str, obj: Any, fuse: bool = True,
     return obj, applied
 
 
-__all__ = ["REWRITES", "Rewrite", "RewriteResult", "rewrite_classes", "run_rewrites"]
+__all__ = ["ALTERNATIVES", "REWRITES", "Rewrite", "RewriteResult", "rewrite_classes", "run_rewrites", "unchosen_alternatives"]

@@ -30,14 +30,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import rewrite_classes
+from . import rewrite_classes, unchosen_alternatives
 
 TARGETS = ("onnx", "executorch", "coreml")
 
 
 def fusion_steps(target: str) -> tuple[list[type], list[type]]:
-    """(required, optional) rewrite classes of ``target`` in registry order."""
-    classes = [c for c in rewrite_classes() if target in c.targets]
+    """(required, optional) rewrite classes of ``target`` in registry order (the default of each alternative)."""
+    classes = [c for c in rewrite_classes() if target in c.targets and c.name not in unchosen_alternatives()]
     return [c for c in classes if c.required], [c for c in classes if not c.required]
 
 
