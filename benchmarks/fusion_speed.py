@@ -441,16 +441,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def timed_with_meta(measure: Callable[[int, int, int], list[dict]], args: argparse.Namespace) -> tuple[list, dict]:
+    """``measure(runs, threads, block)``'s rows and where/when/how they were taken (load before and after)."""
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    rows = measure(args.runs, args.threads, args.block)
+    meta = {"machine": machine(), "runs": args.runs, "block": args.block, "threads": args.threads,
+            "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    return rows, meta
+
+
 def run_depthwise_ops(args: argparse.Namespace) -> int:
     """``--depthwise-ops``: print the depthwise-conv comparison and store it under ``depthwise_ops`` in the JSON."""
     from rich.console import Console
     from rich.table import Table
 
-    load_before = [round(x, 2) for x in os.getloadavg()]
-    rows = depthwise_ops(args.runs, args.threads, args.block)
-    meta = {"machine": machine(), "runs": args.runs, "block": args.block, "threads": args.threads,
-            "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    rows, meta = timed_with_meta(depthwise_ops, args)
     table = Table(title=f"One depthwise 3×3×3 conv, onnxruntime CPU, {args.threads} threads, medians of {args.runs} "
                         "block-interleaved runs")
     for col in ("C × T × size², stride", "native Conv3d ms", "banded 2D ms", "taps 2D ms", "native ÷ banded"):
@@ -470,11 +476,7 @@ def run_attention_ops(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    load_before = [round(x, 2) for x in os.getloadavg()]
-    rows = attention_ops(args.runs, args.threads, args.block)
-    meta = {"machine": machine(), "runs": args.runs, "block": args.block, "threads": args.threads,
-            "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    rows, meta = timed_with_meta(attention_ops, args)
     table = Table(title=f"One bridge, onnxruntime CPU, {args.threads} threads, median of {args.runs} block-interleaved "
                         "runs")
     for col in ("bridge", "C × positions", "graph", "median ms", "rel. error"):

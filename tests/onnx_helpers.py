@@ -35,6 +35,16 @@ def rel_error(ref: np.ndarray, out: np.ndarray) -> float:
     return float(np.abs(out - ref).max() / np.abs(ref).max())
 
 
+def assert_rewrite_matches(module: nn.Module, proto: onnx.ModelProto, rewritten: onnx.ModelProto,
+                           x: np.ndarray, tol: float = 1e-5) -> None:
+    """The rewritten graph is valid and agrees with PyTorch and with the graph it came from within ``tol``."""
+    onnx.checker.check_model(rewritten, full_check=True)
+    with torch.no_grad():
+        ref = module(torch.from_numpy(x)).numpy()
+    assert rel_error(ref, run(rewritten, x)) <= tol
+    assert rel_error(run(proto, x), run(rewritten, x)) <= tol
+
+
 class OneBridge(nn.Module):
     """A single bridge with fixed tokens, wrapped to the pipeline's one-input contract."""
 
