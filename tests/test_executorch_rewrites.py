@@ -128,29 +128,30 @@ def test_fold_batchnorm_refuses_training_mode() -> None:
         FoldBatchNorm().apply(_ConvBN().train())
 
 
-def _bridge_inputs(per_frame: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.randn(2, 16, 4, 6, 6)
-    tokens = torch.randn(2, 6 * (4 if per_frame else 1), 32)
+def _bridge_inputs(per_frame: bool, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.randn(batch, 16, 4, 6, 6)
+    tokens = torch.randn(batch, 6 * (4 if per_frame else 1), 32)
     return x, tokens
 
 
+@pytest.mark.parametrize("batch", [1, 2], ids=["one-clip", "two-clips"])
 @pytest.mark.parametrize("per_frame", [False, True])
-def test_bridges_and_dyrelu_on_frames(per_frame: bool) -> None:
+def test_bridges_and_dyrelu_on_frames(per_frame: bool, batch: int) -> None:
     from vmf_deploy.rewrites import frame_vmf as FV
 
-    x, tokens = _bridge_inputs(per_frame)
+    x, tokens = _bridge_inputs(per_frame, batch)
     m2f, f2m = MobileToFormer(16, 32, 2, per_frame).eval(), FormerToMobile(16, 32, 2, per_frame).eval()
     frames = clip_to_frames(x)
     with torch.no_grad():
         ref_tokens = m2f(x, tokens)
-        out_tokens = FV.FrameMobileToFormer(m2f, DelegableLayerNorm(m2f.norm))(frames, tokens, 2)
+        out_tokens = FV.FrameMobileToFormer(m2f, DelegableLayerNorm(m2f.norm), frames=4)(frames, tokens, batch)
         assert (out_tokens - ref_tokens).abs().max() < 1e-5
-        out = frames_to_clip(FV.FrameFormerToMobile(f2m, frames=4)(frames, tokens, 2), 2)
+        out = frames_to_clip(FV.FrameFormerToMobile(f2m, frames=4)(frames, tokens, batch), batch)
         assert (out - f2m(x, tokens)).abs().max() < 1e-5
         act = FrameDyReLU(16, 32).eval()
         nn.init.normal_(act.fc2.weight, 0, 0.5)  # slopes away from the init's plain ReLU
         token0 = tokens[:, ::6] if per_frame else tokens[:, 0]
-        out = frames_to_clip(FV.FrameDyReLU4D(act)(frames, token0, 2), 2)
+        out = frames_to_clip(FV.FrameDyReLU4D(act)(frames, token0, batch), batch)
         assert (out - act(x, token0)).abs().max() < 1e-5
 
 
@@ -204,6 +205,21 @@ def test_batch_of_two_clips() -> None:
     x = torch.randn(2, 3, 16, 64, 64)
     with torch.no_grad():
         assert _rel_err(model(x), rewritten(x)) < 1e-5
+
+
+def test_mobile_to_former_reads_the_map_per_frame() -> None:
+    """The clip-token bridge never re-lays out the map: no permute of a map-sized tensor in its graph."""
+    from vmf_deploy.rewrites import frame_vmf as FV
+
+    x, tokens = _bridge_inputs(per_frame=False, batch=1)
+    m2f = MobileToFormer(16, 32, 2).eval()
+    bridge = FV.FrameMobileToFormer(m2f, DelegableLayerNorm(m2f.norm), frames=4).eval()
+    frames = clip_to_frames(x)
+    graph = torch.export.export(bridge, (frames, tokens, 1)).graph
+    permuted = [n.meta["val"].numel() for n in graph.nodes if n.target == torch.ops.aten.permute.default]
+    assert permuted and max(permuted) < frames.numel()  # only the scores (M/ch of the map) and token tensors
+    with pytest.raises(ValueError, match="converted for 4 frames, got 2"):
+        bridge(frames[:2], tokens, 1)
 
 
 def test_unknown_module_type_is_a_clear_error() -> None:

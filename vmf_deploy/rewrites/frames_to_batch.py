@@ -113,7 +113,8 @@ register_frame_converter(B.DepthwiseConv)(lambda m, convert: convert(m.convs))
 register_frame_converter(L.TokenFreeReLU)(lambda m, _: FV.FrameReLU())
 register_frame_converter(L.FrameDyReLU)(lambda m, _: FV.FrameDyReLU4D(m))
 register_frame_converter(L.TokenDyReLU)(lambda m, _: FV.FrameTokenDyReLU(m))
-register_frame_converter(L.MobileToFormer)(lambda m, convert: FV.FrameMobileToFormer(m, convert(m.norm)))
+register_frame_converter(L.MobileToFormer)(
+    lambda m, convert: FV.FrameMobileToFormer(m, convert(m.norm), frames=convert.input_shape(m)[2]))
 register_frame_converter(L.FormerToMobile)(
     lambda m, convert: FV.FrameFormerToMobile(m, frames=convert.input_shape(m)[2]))
 register_frame_converter(L.Former)(lambda m, convert: FV.FrameFormer(m, convert(m.norm1), convert(m.norm2)))
