@@ -40,19 +40,12 @@ SETTINGS: dict[str, dict] = {
 """Setting name → overrides of the runner's session (optimisation level, arena, config entries, how it is loaded)."""
 
 
-def _status(field: str) -> int:
-    """A ``/proc/self/status`` memory field in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
-
-
 def measure(path: str, setting: dict, runs: int, input_name: str, shape: list[int]) -> dict:
     """(child process) Load ``path`` with ``setting`` and run it; memory in MB, median latency in ms."""
     import numpy as np
     import onnxruntime as ort
 
+    from vmf_deploy.bench.worker import current_rss, peak_rss, reset_peak_rss
     from vmf_deploy.runners.onnxruntime_cpu import OnnxRuntimeCPURunner
 
     clip = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
@@ -63,16 +56,17 @@ def measure(path: str, setting: dict, runs: int, input_name: str, shape: list[in
     for key, value in setting.get("entries", {}).items():
         opts.add_session_config_entry(key, value)
     model = Path(path).read_bytes() if setting.get("as_bytes") else path
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-    base = _status("VmRSS")
+    if not reset_peak_rss():
+        raise RuntimeError("cannot reset the peak-RSS counter (/proc/self/clear_refs): Linux only")
+    base = current_rss()
     session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-    after_load = _status("VmRSS") - base
+    after_load = current_rss() - base
     times = []
     for _ in range(runs):
         start = time.perf_counter()
         session.run(None, {input_name: clip})
         times.append(1000.0 * (time.perf_counter() - start))
-    return {"after_load_mb": after_load / 1e6, "peak_mb": (_status("VmHWM") - base) / 1e6,
+    return {"after_load_mb": after_load / 1e6, "peak_mb": (peak_rss(hwm_reset=True) - base) / 1e6,
             "median_ms": statistics.median(times[1:])}
 
 
