@@ -44,6 +44,9 @@ def test_export_passes_parity_gate(exported) -> None:
     assert metrics["max_rel_error"] <= tol["max_rel_error"] == 1e-4
     assert metrics["top1_agreement"] == 1.0
     assert metrics["min_cosine"] >= tol["min_cosine"]
+    assert metrics["centered_sqnr_db"] >= tol["min_centered_sqnr_db"] == 60.0
+    assert metrics["max_spread_rel_error"] <= tol["max_spread_rel_error"]
+    assert sum(s["count"] for s in parity["clip_sources"]) == metrics["clips"]  # noise + synthetic clips
     assert steps[-1] == "parity" and "save" in steps
 
 

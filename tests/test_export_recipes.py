@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from vmf_deploy.export.errors import ExportError, exporter_failure, failing_op
-from vmf_deploy.export.recipes import RECIPES_DIR, load_recipe
+from vmf_deploy.export.recipes import DEFAULT_SYNTHETIC_CLIPS, RECIPES_DIR, load_recipe
 from vmf_deploy.export.targets import TARGETS, artifact_name, get_target, resolve_targets
 
 
@@ -17,13 +17,19 @@ def test_shipped_recipes_load(target: str) -> None:
     assert recipe.path == RECIPES_DIR / f"{target}.toml"
     assert recipe.runtime == TARGETS[target].runtime
     assert len(recipe.seeds) >= 3
+    assert recipe.synthetic_clips == 6
     tol = recipe.tolerance("fp32")
     assert tol.max_rel_error == 1e-4 and tol.min_top1_agreement == 1.0
+    assert tol.min_centered_sqnr_db == 60.0 and tol.max_spread_rel_error == 2e-3
+    assert all(t.min_centered_sqnr_db is not None for t in recipe.tolerances.values())
 
 
 def test_coreml_recipe_has_an_fp16_tolerance_and_keeps_bridges_fp32() -> None:
     recipe = load_recipe(get_target("coreml"))
-    assert recipe.tolerance("fp16").max_rel_error > recipe.tolerance("fp32").max_rel_error
+    fp16, fp32 = recipe.tolerance("fp16"), recipe.tolerance("fp32")
+    assert fp16.max_rel_error > fp32.max_rel_error
+    assert fp16.min_centered_sqnr_db < fp32.min_centered_sqnr_db
+    assert fp16.max_spread_rel_error > fp32.max_spread_rel_error
     assert set(recipe.options["fp32_modules"]) == {"MobileToFormer", "FormerToMobile"}
 
 
@@ -63,6 +69,21 @@ min_top1_agreement = 1.0
     ("max_rel_error = 1e-4", "max_rel_error = -1", "[parity.tolerance.fp32].max_rel_error"),
     ("min_top1_agreement = 1.0", "min_top1_agreement = 1.5", "[parity.tolerance.fp32].min_top1_agreement"),
     ("min_top1_agreement = 1.0", "min_top5 = 1.0", "[parity.tolerance.fp32].min_top5"),
+    ("max_rel_error = 1e-4", 'max_rel_error = 1e-4\nmin_centered_sqnr_db = "40"',
+     "[parity.tolerance.fp32].min_centered_sqnr_db"),
+    ("max_rel_error = 1e-4", "max_rel_error = 1e-4\nmin_centered_sqnr_db = 1e9",
+     "[parity.tolerance.fp32].min_centered_sqnr_db"),
+    ("max_rel_error = 1e-4", "max_rel_error = 1e-4\nmin_centered_sqnr_db = nan",
+     "[parity.tolerance.fp32].min_centered_sqnr_db"),
+    ("max_rel_error = 1e-4", "max_rel_error = 1e-4\nmin_centered_sqnr_db = true",
+     "[parity.tolerance.fp32].min_centered_sqnr_db"),
+    ("max_rel_error = 1e-4", "max_rel_error = 1e-4\nmax_spread_rel_error = -0.1",
+     "[parity.tolerance.fp32].max_spread_rel_error"),
+    ("max_rel_error = 1e-4", "max_rel_error = 1e-4\nmax_spread_rel_error = inf",
+     "[parity.tolerance.fp32].max_spread_rel_error"),
+    ("seeds = [0, 1, 2]", "seeds = [0, 1, 2]\nsynthetic_clips = -1", "[parity].synthetic_clips"),
+    ("seeds = [0, 1, 2]", "seeds = [0, 1, 2]\nsynthetic_clips = 2.0", "[parity].synthetic_clips"),
+    ("seeds = [0, 1, 2]", "seeds = [0, 1, 2]\nsynthetic_clips = true", "[parity].synthetic_clips"),
     ("[parity.tolerance.fp32]", "[parity.tolerance.fp16]", "[parity.tolerance.fp16]"),
     ('target = "onnx"', 'target = "onnx"\nextra = 1', "['extra']"),
 ])
@@ -77,6 +98,20 @@ def test_invalid_recipe_names_the_key(tmp_path: Path, old: str, new: str, key: s
 def test_valid_custom_recipe_loads(tmp_path: Path) -> None:
     recipe = load_recipe(get_target("onnx"), _write(tmp_path, ONNX_OK.replace("opset = 18", "opset = 20")))
     assert recipe.options["opset"] == 20 and recipe.tolerance("fp32").min_cosine == 0.0
+    assert recipe.synthetic_clips == DEFAULT_SYNTHETIC_CLIPS
+    tol = recipe.tolerance("fp32")
+    assert tol.min_centered_sqnr_db is None and tol.max_spread_rel_error is None  # not checked
+
+
+@pytest.mark.parametrize("synthetic, sqnr, spread", [(0, -10, 0), (12, 45.5, 0.02), (1, 200, 1)])
+def test_spread_tolerances_and_synthetic_clips_load(tmp_path: Path, synthetic: int, sqnr: float,
+                                                    spread: float) -> None:
+    text = ONNX_OK.replace("seeds = [0, 1, 2]", f"seeds = [0, 1, 2]\nsynthetic_clips = {synthetic}").replace(
+        "max_rel_error = 1e-4", f"max_rel_error = 1e-4\nmin_centered_sqnr_db = {sqnr}\nmax_spread_rel_error = {spread}")
+    recipe = load_recipe(get_target("onnx"), _write(tmp_path, text))
+    assert recipe.synthetic_clips == synthetic
+    assert recipe.tolerance("fp32").min_centered_sqnr_db == sqnr
+    assert recipe.tolerance("fp32").max_spread_rel_error == spread
 
 
 def test_bridge_forms_are_the_rewrite_alternatives() -> None:

@@ -1,14 +1,16 @@
 """The parity gate: an artifact must compute what PyTorch fp32 computes, or the export fails.
 
 The artifact runs in its own runtime (the recipe's ``[parity].runtime`` runner) on
-realistic clips (``vmf_deploy.parity.parity_clips``, one per recipe seed); the
-reference is the *unrewritten* PyTorch fp32 model in eager mode.
+smooth-noise clips (``vmf_deploy.parity.parity_clips``, one per recipe seed) plus
+``[parity].synthetic_clips`` clips of real content (``vmf_deploy.datasets.synthetic.gate_clips``,
+a procedural labelled action dataset); the reference is the *unrewritten* PyTorch fp32
+model in eager mode.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,14 @@ import numpy as np
 import torch
 
 from vmf_deploy.export.errors import ExportError
+from vmf_deploy.export.recipes import DEFAULT_SYNTHETIC_CLIPS
 from vmf_deploy.parity import ParityReport, ParityTolerance, compare_logits, parity_clips
 
 REFERENCE = "PyTorch fp32 eager"
 NOT_RUN_COREML = "not run: CoreML runtime needs macOS"
+NOISE_SOURCE = "vmf_deploy.parity.parity_clips"
+SYNTHETIC_SOURCE = "vmf_deploy.datasets.synthetic.gate_clips"
+SYNTHETIC_SEED = 0
 
 
 def runtime_description(backend: str) -> str:
@@ -65,6 +71,28 @@ def run_artifact(backend: str, artifact: Path, clips: Sequence[np.ndarray]) -> l
                           "'vmf-deploy[export]' or set [parity].runtime in the recipe") from None
 
 
+def clip_sources(seeds: Sequence[int], synthetic_clips: int) -> list[dict[str, Any]]:
+    """Where the gate's clips come from: the manifest's ``parity.clip_sources``."""
+    sources: list[dict[str, Any]] = [{"source": NOISE_SOURCE, "seeds": list(seeds), "count": len(seeds)}]
+    if synthetic_clips:
+        sources.append({"source": SYNTHETIC_SOURCE, "seed": SYNTHETIC_SEED, "count": synthetic_clips})
+    return sources
+
+
+def gate_inputs(input_shape: tuple[int, ...], seeds: Sequence[int], synthetic_clips: int) -> list[np.ndarray]:
+    """The gate's clips: one smooth-noise clip per seed, then ``synthetic_clips`` clips of the action dataset."""
+    clips = parity_clips(tuple(input_shape), list(seeds))
+    if synthetic_clips:
+        try:
+            from vmf_deploy.datasets.synthetic import gate_clips
+        except ImportError as e:
+            raise ExportError(f"the parity gate's synthetic clips are not available ({e}); set "
+                              "[parity].synthetic_clips = 0 in the recipe to gate on noise clips only") from None
+        clips += [np.asarray(c, dtype=np.float32)
+                  for c in gate_clips(tuple(input_shape), synthetic_clips, seed=SYNTHETIC_SEED)]
+    return clips
+
+
 @dataclass(frozen=True)
 class GateResult:
     """Outcome of the gate: the manifest's ``parity`` record and the report it came from."""
@@ -74,41 +102,50 @@ class GateResult:
 
 
 def parity_record(status: str, backend: str, seeds: Sequence[int], tolerance: ParityTolerance,
-                  report: ParityReport | None) -> dict[str, Any]:
-    """The manifest's ``parity`` object (metrics ``None`` when the artifact was not run)."""
+                  report: ParityReport | None, synthetic_clips: int = DEFAULT_SYNTHETIC_CLIPS) -> dict[str, Any]:
+    """The manifest's ``parity`` object (metrics ``None`` when the artifact was not run).
+
+    Every tolerance key is recorded; an unset (unchecked) limit is ``None``.
+    """
     return {
         "status": status,
         "reference": REFERENCE,
         "runtime": runtime_description(backend),
         "seeds": list(seeds),
-        "tolerance": {"max_rel_error": tolerance.max_rel_error, "min_top1_agreement": tolerance.min_top1_agreement,
-                      "min_cosine": tolerance.min_cosine},
+        "clip_sources": clip_sources(seeds, synthetic_clips),
+        "tolerance": asdict(tolerance),
         "metrics": report.to_dict() if report is not None else None,
     }
 
 
 def run_gate(reference: torch.nn.Module, artifact: Path, backend: str, seeds: Sequence[int],
-             tolerance: ParityTolerance, tolerance_key: str, input_shape: tuple[int, ...]) -> GateResult:
-    """Run ``artifact`` against ``reference`` on one clip per seed; raise ExportError beyond ``tolerance``.
+             tolerance: ParityTolerance, tolerance_key: str, input_shape: tuple[int, ...],
+             synthetic_clips: int = DEFAULT_SYNTHETIC_CLIPS) -> GateResult:
+    """Run ``artifact`` against ``reference`` on the gate's clips; raise ExportError beyond ``tolerance``.
 
-    ``tolerance_key`` names where the tolerance lives (recipe file and table) for the error message.
+    The clips are one smooth-noise clip per seed plus ``synthetic_clips`` clips of the
+    procedural action dataset (:func:`gate_inputs`). ``tolerance_key`` names where the
+    tolerance lives (recipe file and table) for the error message.
     """
-    clips = parity_clips(tuple(input_shape), list(seeds))
+    clips = gate_inputs(input_shape, seeds, synthetic_clips)
     expected = reference_logits(reference, clips)
     actual = run_artifact(backend, artifact, clips)
     report = compare_logits(expected, actual)
     failures = report.failures(tolerance)
     if failures:
+        centered = "n/a" if report.centered_sqnr_db is None else f"{report.centered_sqnr_db:.1f} dB"
         raise ExportError(
-            f"parity gate refused {artifact.name}: on {report.clips} clips (seeds {list(seeds)}) run in "
-            f"{runtime_description(backend)} against {REFERENCE}, {'; '.join(failures)} (max abs error "
-            f"{report.max_abs_error:.3g}, min cosine {report.min_cosine:.6f}, top-5 agreement "
-            f"{report.top5_agreement:.0%}). Nothing was written to the output directory. The artifact does not "
-            f"compute what the model computes: try --no-fuse to rule out a rewrite; loosen {tolerance_key} only "
-            "if this error is expected at this precision.")
-    return GateResult(parity_record("passed", backend, seeds, tolerance, report), report)
+            f"parity gate refused {artifact.name}: on {report.clips} clips ({len(seeds)} noise clips, seeds "
+            f"{list(seeds)}, + {synthetic_clips} synthetic action clips) run in {runtime_description(backend)} "
+            f"against {REFERENCE}, {'; '.join(failures)} (max abs error {report.max_abs_error:.3g}, min cosine "
+            f"{report.min_cosine:.6f}, centered SQNR {centered}, top-5 agreement {report.top5_agreement:.0%}). "
+            "Nothing was written to the output directory. The artifact does not compute what the model "
+            f"computes: try --no-fuse to rule out a rewrite; loosen {tolerance_key} only if this error is "
+            "expected at this precision.")
+    return GateResult(parity_record("passed", backend, seeds, tolerance, report, synthetic_clips), report)
 
 
-def not_run(backend: str, seeds: Sequence[int], tolerance: ParityTolerance, reason: str) -> GateResult:
+def not_run(backend: str, seeds: Sequence[int], tolerance: ParityTolerance, reason: str,
+            synthetic_clips: int = DEFAULT_SYNTHETIC_CLIPS) -> GateResult:
     """The gate's record when the runtime cannot run here (CoreML on Linux): no metrics, ever."""
-    return GateResult(parity_record(reason, backend, seeds, tolerance, None), None)
+    return GateResult(parity_record(reason, backend, seeds, tolerance, None, synthetic_clips), None)

@@ -8,9 +8,11 @@ A recipe has three parts::
     [parity]                        # how the parity gate runs and what it accepts
     runtime = "onnxruntime-cpu"
     seeds = [0, 1, 2]
+    synthetic_clips = 6             # + clips of the procedural action dataset
     [parity.tolerance.fp32]         # one table per precision the recipe supports
     max_rel_error = 1e-4
     min_top1_agreement = 1.0
+    min_centered_sqnr_db = 60.0
 
 Every key is validated here, and an error names the file and the key. The target
 tables of ``onnx`` and ``coreml`` are checked against :data:`TARGET_KEYS`; the
@@ -29,12 +31,14 @@ from typing import Any
 import vmf_deploy
 from vmf_deploy.export.errors import ExportError
 from vmf_deploy.export.targets import Target
-from vmf_deploy.parity import ParityTolerance
+from vmf_deploy.parity import SQNR_CAP_DB, ParityTolerance
 
 RECIPES_DIR = Path(vmf_deploy.__file__).resolve().parent.parent / "export"
 """The repository's ``export/`` folder holding the default recipes."""
 
 MIN_PARITY_SEEDS = 3
+DEFAULT_SYNTHETIC_CLIPS = 6
+"""``[parity].synthetic_clips`` when a recipe does not set it."""
 
 Check = Callable[[Any], bool]
 
@@ -90,6 +94,11 @@ TOLERANCE_KEYS: dict[str, tuple[Check, str]] = {
                            "a number from 0 to 1"),
     "min_cosine": ((lambda v: isinstance(v, (int, float)) and not _is_bool(v) and -1 <= v <= 1),
                    "a number from -1 to 1"),
+    "min_centered_sqnr_db": ((lambda v: isinstance(v, (int, float)) and not _is_bool(v)
+                              and -SQNR_CAP_DB <= v <= SQNR_CAP_DB),
+                             f"a number of dB from {-SQNR_CAP_DB:g} to {SQNR_CAP_DB:g}"),
+    "max_spread_rel_error": ((lambda v: isinstance(v, (int, float)) and not _is_bool(v) and 0 <= v < math.inf),
+                             "a finite number >= 0"),
 }
 
 
@@ -103,6 +112,7 @@ class Recipe:
         options: the target's table (e.g. ``opset``), as written.
         runtime: the runner backend the parity gate uses.
         seeds: seeds of the parity clips (at least three).
+        synthetic_clips: how many clips of the procedural action dataset the gate adds.
         tolerances: precision → the tolerance the gate applies at that precision.
         data: the whole file as loaded (recorded in the manifest).
     """
@@ -112,6 +122,7 @@ class Recipe:
     options: dict[str, Any]
     runtime: str
     seeds: tuple[int, ...]
+    synthetic_clips: int = DEFAULT_SYNTHETIC_CLIPS
     tolerances: dict[str, ParityTolerance] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -179,9 +190,9 @@ def validate_recipe(data: dict[str, Any], target: Target, path: Path) -> Recipe:
     parity = data.get("parity")
     if not isinstance(parity, dict):
         raise bad("[parity]", "is missing (it needs runtime, seeds and [parity.tolerance.<precision>] tables)")
-    unknown = sorted(set(parity) - {"runtime", "seeds", "tolerance"})
+    unknown = sorted(set(parity) - {"runtime", "seeds", "synthetic_clips", "tolerance"})
     if unknown:
-        raise bad(f"[parity] keys {unknown}", "are unknown (allowed: runtime, seeds, tolerance)")
+        raise bad(f"[parity] keys {unknown}", "are unknown (allowed: runtime, seeds, synthetic_clips, tolerance)")
     runtime = parity.get("runtime")
     from vmf_deploy.runners import BACKENDS
 
@@ -192,6 +203,9 @@ def validate_recipe(data: dict[str, Any], target: Target, path: Path) -> Recipe:
             or not all(_is_int(s) and s >= 0 for s in seeds)):
         raise bad("[parity].seeds", f"must be a list of at least {MIN_PARITY_SEEDS} distinct integers >= 0, "
                                     f"got {seeds!r}")
+    synthetic = parity.get("synthetic_clips", DEFAULT_SYNTHETIC_CLIPS)
+    if not _is_int(synthetic) or synthetic < 0:
+        raise bad("[parity].synthetic_clips", f"must be an integer >= 0, got {synthetic!r}")
     tables = parity.get("tolerance")
     if not isinstance(tables, dict) or not tables:
         raise bad("[parity.tolerance]", "must hold one table per precision, e.g. [parity.tolerance.fp32]")
@@ -213,7 +227,7 @@ def validate_recipe(data: dict[str, Any], target: Target, path: Path) -> Recipe:
             raise bad(key, "needs max_rel_error and min_top1_agreement")
         tolerances[precision] = ParityTolerance(**{k: float(v) for k, v in table.items()})
     recipe = Recipe(path=path, target=target.name, options=dict(options), runtime=runtime, seeds=tuple(seeds),
-                    tolerances=tolerances, data=data)
+                    synthetic_clips=synthetic, tolerances=tolerances, data=data)
     if spec is None and target.name == "executorch":
         from vmf_deploy.export.executorch_export import executorch_options
 
