@@ -41,9 +41,17 @@ def run_cli(binary: Path, *args: object) -> subprocess.CompletedProcess:
     return subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
-def write_manifest(artifact: Path, spec: PreprocessSpec, num_classes: int = 400) -> Path:
-    """A complete version-1 manifest for ``artifact`` (as vmf-export writes it) plus the label file."""
-    shutil.copy(labels_path(), artifact.parent / labels_path().name)
+def write_manifest(artifact: Path, spec: PreprocessSpec, labels: list[str] | None = None) -> Path:
+    """A complete version-1 manifest for ``artifact`` (as vmf-export writes it) plus the label file.
+
+    Without ``labels``: the Kinetics-400 file; with them: ``<artifact>.labels.txt``, as for a checkpoint's classes.
+    """
+    if labels is None:
+        labels_file, num_classes = labels_path().name, 400
+        shutil.copy(labels_path(), artifact.parent / labels_file)
+    else:
+        labels_file, num_classes = artifact.name + ".labels.txt", len(labels)
+        (artifact.parent / labels_file).write_text("".join(f"{name}\n" for name in labels))
     digest = file_sha256(artifact) if artifact.exists() else "0" * 64
     manifest = {
         "schema": "vmf-deploy/manifest", "schema_version": 1,
@@ -53,7 +61,7 @@ def write_manifest(artifact: Path, spec: PreprocessSpec, num_classes: int = 400)
                   "source": {"kind": "seeded-init", "seed": 0, "checkpoint": None, "checkpoint_sha256": None}},
         "input": {"name": "video", "shape": list(spec.input_shape), "dtype": "float32", "layout": "NCTHW"},
         "output": {"name": "logits", "shape": [1, num_classes], "dtype": "float32", "meaning": "class scores"},
-        "labels": {"file": labels_path().name, "count": num_classes},
+        "labels": {"file": labels_file, "count": num_classes},
         "preprocessing": spec.to_dict(),
         "export": {"recipe": {}, "rewrites": [], "delegation": None, "versions": {}, "created": "", "export_seconds": 0},
         "parity": {"status": "not run: test fixture", "metrics": None},
@@ -62,14 +70,14 @@ def write_manifest(artifact: Path, spec: PreprocessSpec, num_classes: int = 400)
 
 
 class TinyVideoNet(torch.nn.Module):
-    """A small 5D video CNN (Conv3d + BatchNorm3d, 400 classes) for the native-runtime tests."""
+    """A small 5D video CNN (Conv3d + BatchNorm3d, 400 classes by default) for the native-runtime tests."""
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = 400) -> None:
         super().__init__()
         self.features = torch.nn.Sequential(
             torch.nn.Conv3d(3, 16, 3, stride=(1, 2, 2), padding=1), torch.nn.BatchNorm3d(16), torch.nn.ReLU(),
             torch.nn.Conv3d(16, 32, 3, stride=(1, 2, 2), padding=1), torch.nn.BatchNorm3d(32), torch.nn.ReLU())
-        self.fc = torch.nn.Linear(32, 400)
+        self.fc = torch.nn.Linear(32, num_classes)
         g = torch.Generator().manual_seed(0)
         for bn in (self.features[1], self.features[4]):  # non-trivial BatchNorm statistics
             bn.running_mean.copy_(0.1 * torch.randn(bn.num_features, generator=g))
@@ -94,20 +102,24 @@ class FrameTinyVideoNet(torch.nn.Module):
         return self.fc(frames.mean(dim=(2, 3)).reshape(batch, -1, frames.shape[1]).mean(dim=1))
 
 
-@pytest.fixture(scope="session")
-def pte(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A .pte lowered by vmf_deploy's ExecuTorch path (BatchNorm folding, frames_to_batch, XNNPACK), with its
-    manifest and labels."""
+def lower_tiny(model: TinyVideoNet, path: Path) -> Path:
+    """``model`` lowered by vmf_deploy's ExecuTorch path (BatchNorm folding, frames_to_batch, XNNPACK) to ``path``."""
     from vmf_deploy.export.executorch_export import lower_to_executorch
     from vmf_deploy.rewrites.frames_to_batch import register_frame_converter
 
     register_frame_converter(TinyVideoNet)(FrameTinyVideoNet)
-    torch.manual_seed(0)
     recipe = {"partitioner": "xnnpack", "require_full_delegation": True, "memory_planning": "greedy",
               "alloc_graph_input": True, "alloc_graph_output": True, "extract_delegate_segments": True}
-    program = lower_to_executorch(TinyVideoNet().eval(), torch.zeros(SPEC.input_shape), recipe)
+    program = lower_to_executorch(model.eval(), torch.zeros(SPEC.input_shape), recipe)
     assert program.delegation["compute_ops_delegated_pct"] == 100.0
-    path = program.save(tmp_path_factory.mktemp("pte") / "tiny-frames.pte")
+    return program.save(path)
+
+
+@pytest.fixture(scope="session")
+def pte(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A .pte of TinyVideoNet (400 classes) with its manifest and the Kinetics-400 labels."""
+    torch.manual_seed(0)
+    path = lower_tiny(TinyVideoNet(), tmp_path_factory.mktemp("pte") / "tiny-frames.pte")
     write_manifest(path, SPEC)
     return path
 
@@ -212,6 +224,23 @@ def test_frames_dir_prints_the_top5_of_the_python_pipeline(vmf_run: Path, pte: P
     assert "timings: decode" in proc.stdout
 
 
+def test_frames_dir_prints_a_checkpoints_own_class_names(vmf_run: Path, tmp_path: Path) -> None:
+    """A 12-class model whose manifest names ``<artifact>.labels.txt``: vmf_run prints those names."""
+    from vmf_deploy.runners.executorch_xnnpack import ExecuTorchXNNPACKRunner
+
+    classes = [f"custom class {i}" for i in range(12)]
+    torch.manual_seed(1)
+    path = lower_tiny(TinyVideoNet(num_classes=12), tmp_path / "tiny-12.pte")
+    write_manifest(path, SPEC, classes)
+    frames = random_video(17, 48, 64, seed=3)
+    proc = run_cli(vmf_run, path, "--frames-dir", write_frames(tmp_path / "frames", frames))
+    assert proc.returncode == 0, proc.stderr
+    python = ExecuTorchXNNPACKRunner()
+    python.load(path)
+    logits = python.run(preprocess_video(frames, SPEC))[0]
+    assert top5_lines(proc.stdout) == [classes[i] for i in np.argsort(-logits, kind="stable")[:5]]
+
+
 def test_tampered_pte_is_refused(vmf_run: Path, pte: Path, tmp_path: Path) -> None:
     tampered = tmp_path / pte.name
     data = bytearray(pte.read_bytes())
@@ -288,3 +317,25 @@ def test_real_vmf_export_runs_natively(vmf_run: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     logits = python.run(preprocess_video(frames, spec))[0]
     assert top5_lines(proc.stdout) == [kinetics400_labels()[i] for i in np.argsort(-logits, kind="stable")[:5]]
+
+
+@pytest.mark.slow
+def test_exported_checkpoint_classes_reach_vmf_run(vmf_run: Path, tmp_path: Path) -> None:
+    """vmf-export of a 12-class checkpoint saved with class names: vmf_run prints them from the label file."""
+    from vmf_deploy import build_seeded_model, save_checkpoint
+    from vmf_deploy.export.pipeline import export_model
+    from vmf_deploy.runners.executorch_xnnpack import ExecuTorchXNNPACKRunner
+
+    classes = [f"custom class {i}" for i in range(12)]
+    model = build_seeded_model("560m", seed=4, frames=8, resolution=32, num_classes=12)
+    checkpoint = save_checkpoint(model, tmp_path / "trained.safetensors", classes=classes)
+    result = export_model("560m", "executorch", tmp_path / "export", checkpoint=checkpoint)
+    assert result.manifest["labels"] == {"file": "560m-8f.pte.labels.txt", "count": 12}
+    spec = PreprocessSpec.from_dict(result.manifest["preprocessing"])
+    frames = random_video(30, 72, 96, seed=8)
+    proc = run_cli(vmf_run, result.artifact, "--frames-dir", write_frames(tmp_path / "frames", frames))
+    assert proc.returncode == 0, proc.stderr
+    python = ExecuTorchXNNPACKRunner()
+    python.load(result.artifact)
+    logits = python.run(preprocess_video(frames, spec))[0]
+    assert top5_lines(proc.stdout) == [classes[i] for i in np.argsort(-logits, kind="stable")[:5]]

@@ -117,8 +117,12 @@ class Predictor:
     @classmethod
     def from_variant(cls, variant: str, checkpoint: str | Path | None = None, frames: int | None = None,
                      threads: int | None = None, seed: int = 0, backend: str = "torch-cpu") -> "Predictor":
-        """Eager PyTorch: a checkpoint of ``variant``, or its seeded init (optionally ``frames`` long)."""
-        from .checkpoint import CheckpointError, load_checkpoint
+        """Eager PyTorch: a checkpoint of ``variant``, or its seeded init (optionally ``frames`` long).
+
+        A checkpoint brings its own classes: its saved class names (or Kinetics-400's for a
+        400-class checkpoint without them) and its saved preprocessing when it has one.
+        """
+        from .checkpoint import CheckpointError, checkpoint_classes, load_checkpoint, read_checkpoint_metadata
         from .labels import kinetics400_labels
         from .models import ConfigError, build_seeded_model
 
@@ -128,15 +132,14 @@ class Predictor:
                 if frames is not None:
                     raise ModelLoadError("--frames applies to the seeded init only: a checkpoint fixes its clip length")
                 model = load_checkpoint(checkpoint, variant)
+                labels = checkpoint_classes(checkpoint)
+                saved_spec = read_checkpoint_metadata(checkpoint)["preprocessing"]
             else:
                 model = build_seeded_model(variant, seed=seed, **({"frames": frames} if frames else {}))
+                labels, saved_spec = kinetics400_labels(), None
         except (CheckpointError, ConfigError) as e:
             raise ModelLoadError(str(e)) from None
-        labels = kinetics400_labels()
-        if model.cfg.num_classes != len(labels):
-            raise ModelLoadError(f"{variant} has {model.cfg.num_classes} classes but the Kinetics-400 label file "
-                                 f"has {len(labels)}: predict with an exported artifact whose manifest names its labels")
-        spec = spec_for(model.cfg)
+        spec = spec_for(model.cfg) if saved_spec is None else PreprocessSpec.from_dict(saved_spec)
         info = {"variant": variant, "source": "checkpoint" if checkpoint else "seeded-init",
                 "seed": None if checkpoint else seed, "checkpoint": str(checkpoint) if checkpoint else None,
                 "artifact": None, "sha256": None, "precision": "fp32", "backend": backend, "threads": threads,

@@ -33,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--variant", required=True,
                         help="registry name (560m, 1g, 2g, 5g, mobile3d-*, ... see vmf-info) or 'all'")
     parser.add_argument("--target", required=True, choices=TARGET_CHOICES, help="export target, or 'all'")
-    parser.add_argument("--checkpoint", type=Path, help="a vmf-deploy checkpoint (.safetensors) of --variant; "
-                                                        "default: the deterministic seeded init (seed 0)")
+    parser.add_argument("--checkpoint", type=Path, help="a vmf-deploy checkpoint (.safetensors) of --variant; its "
+                        "class names and preprocessing go into the label file and manifest; default: the "
+                        "deterministic seeded init (seed 0)")
     parser.add_argument("--out", type=Path, default=Path("artifacts"), help="output directory (default: artifacts)")
     parser.add_argument("--frames", type=int, help="clip length of the exported input (default: the variant's)")
     parser.add_argument("--precision", choices=("fp32", "fp16"),
@@ -108,7 +109,8 @@ def _summary(console: Console, rows: list[tuple[str, str, ExportResult | str]]) 
     console.print(table)
     done = [r for _, _, r in rows if not isinstance(r, str)]
     if done:
-        console.print(f"artifacts, manifests and {done[0].manifest['labels']['file']} are in {done[0].artifact.parent}")
+        labels = ", ".join(sorted({r.manifest["labels"]["file"] for r in done}))
+        console.print(f"artifacts, manifests and {labels} are in {done[0].artifact.parent}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""``vmf-predict``: top-k Kinetics-400 labels for video files, through any backend.
+"""``vmf-predict``: top-k labels for video files (the model's classes: a checkpoint's own, else Kinetics-400).
 
 Exit codes: 0 every video was predicted; 1 at least one video failed (each failure
 is reported, the others are still predicted); 2 usage error (bad arguments, no
@@ -25,8 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     from ..runners import BACKENDS
 
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Predict the top-k Kinetics-400 classes of videos with an exported artifact "
-        "(its manifest gives preprocessing and labels) or a PyTorch variant.",
+        prog=PROG, description="Predict the top-k classes of videos with an exported artifact (its manifest gives "
+        "preprocessing and labels) or a PyTorch variant (a checkpoint's class names, else Kinetics-400).",
         epilog="exit codes: 0 all videos predicted, 1 some video failed, 2 usage error, 3 model could not be loaded")
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, or directories (every video in "
                         "them, sorted by name)")
@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--artifact", type=Path, help="exported artifact (.onnx, .pte, .mlpackage) with its "
                         ".manifest.json beside it")
     source.add_argument("--variant", help="registry name run in eager PyTorch (torch-cpu or torch-cuda)")
-    parser.add_argument("--checkpoint", type=Path, help="weights for --variant (without it: the seeded init)")
+    parser.add_argument("--checkpoint", type=Path, help="weights for --variant, with their class names and "
+                        "preprocessing (without it: the seeded init)")
     parser.add_argument("--frames", type=int, help="clip length for --variant's seeded init (default: the variant's)")
     parser.add_argument("--backend", choices=list(BACKENDS), help="default: torch-cpu for --variant; for "
                         "--artifact the first backend that runs its format (.onnx onnxruntime-cpu, .pte "

@@ -1,8 +1,15 @@
-"""Builds the artifact manifest (schema: ``docs/manifest.md``) and ships the label file beside the artifact."""
+"""Builds the artifact manifest (schema: ``docs/manifest.md``) and ships the label file beside the artifact.
+
+Labels and preprocessing come from the checkpoint when it records them (``save_checkpoint(...,
+classes=, preprocessing=)``); the seeded init and a 400-class checkpoint without class names
+get the Kinetics-400 labels, and a checkpoint without a spec gets ``spec_for(cfg)``.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -11,16 +18,20 @@ from typing import Any
 import torch
 
 import vmf_deploy
-from vmf_deploy.checkpoint import file_sha256
+from vmf_deploy.checkpoint import CheckpointError, checkpoint_classes, file_sha256, read_checkpoint_metadata
 from vmf_deploy.counting import count_flops, count_params
 from vmf_deploy.export.errors import ExportError
 from vmf_deploy.export.targets import INPUT_NAME, OUTPUT_NAME, Target
 from vmf_deploy.labels import LABELS_FILE, kinetics400_labels, labels_path
 from vmf_deploy.manifest import SCHEMA, SCHEMA_VERSION, tree_sha256, validate_manifest
-from vmf_deploy.preprocess import spec_for
+from vmf_deploy.preprocess import PreprocessSpec, spec_for
 
-OUTPUT_MEANING = ("unnormalised Kinetics-400 class scores; softmax for probabilities; "
-                  "index = line of the label file")
+KINETICS_MEANING = ("unnormalised Kinetics-400 class scores; softmax for probabilities; "
+                    "index = line of the label file")
+CLASSES_MEANING = ("unnormalised scores of the checkpoint's {count} classes; softmax for probabilities; "
+                   "index = line of the label file")
+LABELS_SUFFIX = ".labels.txt"
+"""A checkpoint's own class names ship as ``<artifact file>.labels.txt`` (Kinetics-400: ``kinetics400_labels.txt``)."""
 
 
 def package_versions(packages: tuple[str, ...]) -> dict[str, str]:
@@ -49,13 +60,57 @@ def model_source(checkpoint: Path | None, seed: int = 0) -> dict[str, Any]:
             "checkpoint_sha256": file_sha256(checkpoint)}
 
 
-def ship_labels(out_dir: Path, num_classes: int) -> Path:
-    """Copy the Kinetics-400 label file into ``out_dir`` (the manifest names it)."""
-    if num_classes != len(kinetics400_labels()):
-        raise ExportError(f"the model has {num_classes} classes but the shipped label file {LABELS_FILE} has "
-                          f"{len(kinetics400_labels())}; export a model with num_classes=400")
-    dest = out_dir / LABELS_FILE
-    shutil.copyfile(labels_path(), dest)
+def export_labels(checkpoint: str | os.PathLike | None) -> tuple[str, ...]:
+    """The class names an export ships: the checkpoint's (see ``checkpoint_classes``), or Kinetics-400's."""
+    if checkpoint is None:
+        return kinetics400_labels()
+    try:
+        return checkpoint_classes(checkpoint)
+    except CheckpointError as e:
+        raise ExportError(str(e)) from None
+
+
+def labels_file_name(artifact_file: str, labels: Sequence[str]) -> str:
+    """The label file of an artifact: the shared ``kinetics400_labels.txt``, or ``<artifact_file>.labels.txt``.
+
+    A checkpoint's own classes get a file per artifact, so that artifacts of different checkpoints
+    in one output directory never overwrite each other's labels.
+    """
+    return LABELS_FILE if tuple(labels) == kinetics400_labels() else artifact_file + LABELS_SUFFIX
+
+
+def export_preprocessing(cfg: object, input_shape: tuple[int, ...], checkpoint: str | os.PathLike | None) -> dict:
+    """The manifest's preprocessing: the checkpoint's saved spec, else ``spec_for(cfg)`` at the export's frames.
+
+    Raises:
+        ExportError: the checkpoint's spec is for clips of another shape than ``input_shape``.
+    """
+    default = spec_for(cfg, input_shape[2])
+    if checkpoint is None:
+        return default.to_dict()
+    try:
+        saved = read_checkpoint_metadata(checkpoint)["preprocessing"]
+    except CheckpointError as e:
+        raise ExportError(str(e)) from None
+    if saved is None:
+        return default.to_dict()
+    spec = PreprocessSpec.from_dict(saved)
+    if spec.input_shape[1:] != tuple(input_shape[1:]):
+        raise ExportError(
+            f"checkpoint {checkpoint} was trained on {spec.frames}-frame {spec.crop}x{spec.crop} clips (its "
+            f"preprocessing metadata) but this export's input is {input_shape[2]} frames of "
+            f"{input_shape[3]}x{input_shape[4]}: drop --frames (or pass --frames {spec.frames}) so that the "
+            "artifact is fed the clips the model was trained on")
+    return spec.to_dict()
+
+
+def ship_labels(out_dir: Path, manifest: dict[str, Any], checkpoint: str | os.PathLike | None) -> Path:
+    """Write the label file the manifest names into ``out_dir``: the checkpoint's class names, or Kinetics-400's."""
+    dest = out_dir / manifest["labels"]["file"]
+    if dest.name == LABELS_FILE:
+        shutil.copyfile(labels_path(), dest)
+    else:
+        dest.write_text("".join(f"{name}\n" for name in export_labels(checkpoint)), encoding="utf-8")
     return dest
 
 
@@ -72,6 +127,8 @@ def build_manifest(*, artifact: Path, target: Target, precision: str, model: tor
     cfg = model.cfg
     sha, size = artifact_digest(artifact)
     num_classes = int(cfg.num_classes)
+    labels = export_labels(checkpoint)
+    kinetics = tuple(labels) == kinetics400_labels()
     manifest = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -81,9 +138,9 @@ def build_manifest(*, artifact: Path, target: Target, precision: str, model: tor
                   "flops": count_flops(model, input_shape), "source": model_source(checkpoint)},
         "input": {"name": INPUT_NAME, "shape": list(input_shape), "dtype": "float32", "layout": "NCTHW"},
         "output": {"name": OUTPUT_NAME, "shape": [input_shape[0], num_classes], "dtype": "float32",
-                   "meaning": OUTPUT_MEANING},
-        "labels": {"file": LABELS_FILE, "count": num_classes},
-        "preprocessing": spec_for(cfg, input_shape[2]).to_dict(),
+                   "meaning": KINETICS_MEANING if kinetics else CLASSES_MEANING.format(count=num_classes)},
+        "labels": {"file": labels_file_name(artifact.name, labels), "count": num_classes},
+        "preprocessing": export_preprocessing(cfg, input_shape, checkpoint),
         "export": {"recipe": recipe, "rewrites": rewrites, "delegation": delegation, "graph": graph,
                    "versions": package_versions(target.packages),
                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -251,7 +251,7 @@ def export_model(variant: str, target: str, out_dir: str | Path, checkpoint: str
             rewrites=rewrites, delegation=delegation, graph=graph, parity=gate.record,
             export_seconds=time.perf_counter() - started)
         staged_manifest = write_json_atomic(manifest_path(staged), manifest)
-        labels = ship_labels(tmp, int(reference.cfg.num_classes))
+        labels = ship_labels(tmp, manifest, checkpoint)
         os.replace(labels, out_dir / labels.name)
         _move_into_place(staged, final)
         os.replace(staged_manifest, manifest_path(final))
