@@ -30,7 +30,7 @@ from vmf_deploy.export.recipes import Recipe, load_recipe
 from vmf_deploy.export.targets import TARGETS
 from vmf_deploy.parity import SQNR_CAP_DB, ParityTolerance, compare_logits
 
-MODELS = ["seeded_fixture"]
+MODELS = ["seeded_fixture", "trained_fixture"]
 """Fixtures of the models under test, one per model."""
 
 TAMPERS: dict[str, Callable[[onnx.ModelProto, dict], onnx.ModelProto]] = {
@@ -75,6 +75,12 @@ class GateCase:
 def seeded_fixture(shared_export):
     """The seeded init of 560m exported to ONNX at 16 frames (shared with the other export tests)."""
     return shared_export("560m", "onnx", 16)
+
+
+@pytest.fixture(scope="session")
+def trained_fixture(trained_export):
+    """The trained fixture (560m on the synthetic dataset, 16 frames of 48²) exported to ONNX."""
+    return trained_export("onnx")
 
 
 @pytest.fixture(scope="module", params=MODELS)

@@ -15,7 +15,6 @@ import torch
 from vmf_deploy.checkpoint import file_sha256
 from vmf_deploy.labels import kinetics400_labels, labels_path
 from vmf_deploy.manifest import manifest_path, tree_sha256, write_json_atomic
-from vmf_deploy.native_build import build_runtime
 from vmf_deploy.parity import parity_clips
 from vmf_deploy.preprocess import PreprocessSpec, preprocess_video
 from vmf_deploy.runners import RunnerError
@@ -25,11 +24,8 @@ SPEC = PreprocessSpec(frames=4, crop=32, short_side=36)
 
 
 @pytest.fixture(scope="session")
-def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """runtimes/ configured and built from scratch (with its C++ unit tests) in a fresh folder."""
-    folder = tmp_path_factory.mktemp("runtimes-build")
-    build_runtime(folder, tests=True, jobs=2)
-    return folder
+def build_dir(native_build_dir: Path) -> Path:
+    return native_build_dir
 
 
 @pytest.fixture(scope="session")

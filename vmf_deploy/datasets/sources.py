@@ -181,6 +181,22 @@ def _read_csv(path: Path) -> list[tuple[Path, str]]:
     return pairs
 
 
+def load_batch(source: SyntheticSource | VideoFolder, indices: list[int],
+               epoch: int = 0) -> tuple[list[tuple[int, np.ndarray, int]], list[tuple[str, str]]]:
+    """Load ``indices`` of ``source``: ``([(index, clip, label), ...], [(video, reason), ...] skipped now)``.
+
+    A module-level function of numpy-only code, so that a worker process can run it on a copy of
+    ``source`` without importing torch; the caller counts the skipped videos in its own source.
+    """
+    before = len(source.skipped)
+    loaded = []
+    for i in indices:
+        item = source.load(i, epoch)
+        if item is not None:
+            loaded.append((i, item[0], item[1]))
+    return loaded, list(source.skipped.items[before:])
+
+
 def open_source(data: str, spec: PreprocessSpec, split: str = "train", clips: int | None = None, seed: int = 0,
                 classes: tuple[str, ...] | None = None, fresh_per_epoch: bool = False) -> SyntheticSource | VideoFolder:
     """``data`` = ``synthetic`` (that split, ``clips`` long) or a folder / CSV of labelled videos."""

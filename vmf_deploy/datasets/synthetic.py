@@ -259,11 +259,11 @@ class _Scene:
         shape = SHAPES[int(rng.integers(len(SHAPES)))]
         colour = _random_colour(rng)
         angle0 = rng.uniform(0, 2 * np.pi)
-        r = radius if radius is not None else rng.uniform(0.09, 0.16)
+        r = radius if radius is not None else rng.uniform(0.13, 0.2)
         angle = _linear(angle0, angle0 + rng.uniform(-0.3, 0.3))
         size = _constant(r)
         if name in ("grow", "shrink"):
-            small, ratio = rng.uniform(0.07, 0.11), rng.uniform(1.8, 2.4)
+            small, ratio = rng.uniform(0.09, 0.13), rng.uniform(1.7, 2.2)
             size = (lambda t, s=small, q=ratio: s * q**t) if name == "grow" else (lambda t, s=small, q=ratio: s * q**(1 - t))
             r = small * ratio
         lo, hi = self._inside(r)
@@ -282,11 +282,11 @@ class _Scene:
             drift = rng.uniform(-0.06, 0.06, 2)
             position = _linear(start, np.clip(start + drift, lo, hi))
         if name in ("rotate_clockwise", "rotate_anticlockwise"):
-            turn = rng.uniform(0.6, 1.2) * np.pi * (1 if name == "rotate_clockwise" else -1)
+            turn = rng.uniform(0.5, 0.9) * np.pi * (1 if name == "rotate_clockwise" else -1)
             angle = _linear(angle0, angle0 + turn)  # image y points down: a growing angle turns clockwise
         if name in ("flash_slow", "flash_fast"):
             other = _far_colour(rng, colour)
-            cycles = rng.uniform(0.8, 1.3) if name == "flash_slow" else rng.uniform(3.2, 4.2)
+            cycles = rng.uniform(0.4, 0.7) if name == "flash_slow" else rng.uniform(3.5, 4.5)
             phase = rng.uniform(0, 1)
             colour_at = lambda t, a=colour, b=other, n=cycles, p=phase: a if ((t * n + p) % 1.0) < 0.5 else b
         else:
@@ -296,7 +296,7 @@ class _Scene:
     def _pair(self, name: str) -> list[_Sprite]:
         """Two sprites approaching (``meet``) or leaving (``part``) each other along a random axis."""
         rng = self.rng
-        r = rng.uniform(0.07, 0.11)
+        r = rng.uniform(0.1, 0.14)
         axis_angle = rng.uniform(0, np.pi)
         axis = np.array([np.cos(axis_angle), np.sin(axis_angle)])
         h, w = self.extent
