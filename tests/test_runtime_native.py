@@ -206,24 +206,27 @@ def test_native_logits_equal_executorch_python(vmf_run: Path, pte: Path) -> None
         python.close()
 
 
-def test_frames_dir_prints_the_top5_of_the_python_pipeline(vmf_run: Path, pte: Path, tmp_path: Path) -> None:
+def python_top5(artifact: Path, frames: np.ndarray, spec: PreprocessSpec,
+                labels: list[str] | tuple[str, ...]) -> list[str]:
+    """The top-5 class names of ``frames`` through the ExecuTorch Python runtime, the reference for ``vmf_run``."""
     from vmf_deploy.runners.executorch_xnnpack import ExecuTorchXNNPACKRunner
 
+    python = ExecuTorchXNNPACKRunner()
+    python.load(artifact)
+    logits = python.run(preprocess_video(frames, spec))[0]
+    return [labels[i] for i in np.argsort(-logits, kind="stable")[:5]]
+
+
+def test_frames_dir_prints_the_top5_of_the_python_pipeline(vmf_run: Path, pte: Path, tmp_path: Path) -> None:
     frames = random_video(23, 72, 96, seed=5)
     proc = run_cli(vmf_run, pte, "--frames-dir", write_frames(tmp_path / "frames", frames))
     assert proc.returncode == 0, proc.stderr
-    python = ExecuTorchXNNPACKRunner()
-    python.load(pte)
-    logits = python.run(preprocess_video(frames, SPEC))[0]
-    expected = [kinetics400_labels()[i] for i in np.argsort(-logits, kind="stable")[:5]]
-    assert top5_lines(proc.stdout) == expected
+    assert top5_lines(proc.stdout) == python_top5(pte, frames, SPEC, kinetics400_labels())
     assert "timings: decode" in proc.stdout
 
 
 def test_frames_dir_prints_a_checkpoints_own_class_names(vmf_run: Path, tmp_path: Path) -> None:
     """A 12-class model whose manifest names ``<artifact>.labels.txt``: vmf_run prints those names."""
-    from vmf_deploy.runners.executorch_xnnpack import ExecuTorchXNNPACKRunner
-
     classes = [f"custom class {i}" for i in range(12)]
     torch.manual_seed(1)
     path = lower_tiny(TinyVideoNet(num_classes=12), tmp_path / "tiny-12.pte")
@@ -231,10 +234,7 @@ def test_frames_dir_prints_a_checkpoints_own_class_names(vmf_run: Path, tmp_path
     frames = random_video(17, 48, 64, seed=3)
     proc = run_cli(vmf_run, path, "--frames-dir", write_frames(tmp_path / "frames", frames))
     assert proc.returncode == 0, proc.stderr
-    python = ExecuTorchXNNPACKRunner()
-    python.load(path)
-    logits = python.run(preprocess_video(frames, SPEC))[0]
-    assert top5_lines(proc.stdout) == [classes[i] for i in np.argsort(-logits, kind="stable")[:5]]
+    assert top5_lines(proc.stdout) == python_top5(path, frames, SPEC, classes)
 
 
 def test_tampered_pte_is_refused(vmf_run: Path, pte: Path, tmp_path: Path) -> None:
@@ -320,7 +320,6 @@ def test_exported_checkpoint_classes_reach_vmf_run(vmf_run: Path, tmp_path: Path
     """vmf-export of a 12-class checkpoint saved with class names: vmf_run prints them from the label file."""
     from vmf_deploy import build_seeded_model, save_checkpoint
     from vmf_deploy.export.pipeline import export_model
-    from vmf_deploy.runners.executorch_xnnpack import ExecuTorchXNNPACKRunner
 
     classes = [f"custom class {i}" for i in range(12)]
     model = build_seeded_model("560m", seed=4, frames=8, resolution=32, num_classes=12)
@@ -331,7 +330,4 @@ def test_exported_checkpoint_classes_reach_vmf_run(vmf_run: Path, tmp_path: Path
     frames = random_video(30, 72, 96, seed=8)
     proc = run_cli(vmf_run, result.artifact, "--frames-dir", write_frames(tmp_path / "frames", frames))
     assert proc.returncode == 0, proc.stderr
-    python = ExecuTorchXNNPACKRunner()
-    python.load(result.artifact)
-    logits = python.run(preprocess_video(frames, spec))[0]
-    assert top5_lines(proc.stdout) == [classes[i] for i in np.argsort(-logits, kind="stable")[:5]]
+    assert top5_lines(proc.stdout) == python_top5(result.artifact, frames, spec, classes)

@@ -192,3 +192,20 @@ def test_mirroring_swaps_the_labels_of_direction_classes() -> None:
         assert int(new[1]) == CLASSES.index("grow")
         seen.add(mirrored)
     assert seen == {True, False}
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_batch_loader_keeps_order_and_counts_unreadable_videos_in_the_parent(tmp_path: Path, workers: int) -> None:
+    from vmf_deploy.datasets import VideoFolder
+    from vmf_deploy.preprocess import PreprocessSpec
+    from vmf_deploy.train.loader import BatchLoader
+
+    data = _folder(tmp_path / "data", {"a": 2, "b": 2})
+    (data / "b" / "broken.avi").write_bytes(b"\x00" * 100)
+    source = VideoFolder(data, PreprocessSpec(frames=4, crop=32, short_side=32))
+    with BatchLoader(source, workers=workers) as loader:
+        batches = list(loader.batches(list(range(len(source))), batch_size=2))
+    indices = [i for _, _, batch in batches for i in batch]
+    assert indices == [i for i in range(len(source)) if not source.sample(i).source.endswith("broken.avi")]
+    assert [clips.shape[1:] for clips, _, _ in batches] == [(3, 4, 32, 32)] * len(batches)
+    assert [path for path, _ in source.skipped.items] == [str(data / "b" / "broken.avi")]

@@ -36,7 +36,7 @@ class BatchLoader:
     that a run pays their start-up once, not once per epoch.
     """
 
-    def __init__(self, source, workers: int = 1, prefetch: int = 2) -> None:
+    def __init__(self, source, workers: int = 0, prefetch: int = 2) -> None:
         self.source, self.prefetch = source, max(prefetch, 1)
         self.copies = workers > 0  # worker processes load a copy of the source
         self.pool: Executor = (ProcessPoolExecutor(workers, mp_context=_process_context())
