@@ -127,6 +127,7 @@ def test_training_on_a_folder_dataset_holds_out_validation_videos(tmp_path: Path
     ("wrong_variant_checkpoint", "holds variant '1g', not '560m'"),
     ("resume_nothing", "--resume found no finished epoch"),
     ("existing_run", "already holds a run; pass --resume"),
+    ("damaged_state", "state.pt is damaged or not a vmf-train state .* fine-tune from .*last.safetensors with"),
 ])
 def test_bad_input_gives_one_clear_message(tmp_path: Path, case: str, message: str) -> None:
     out = tmp_path / "run"
@@ -148,6 +149,10 @@ def test_bad_input_gives_one_clear_message(tmp_path: Path, case: str, message: s
     elif case == "existing_run":
         out.mkdir()
         (out / "state.pt").write_bytes(b"")
+    elif case == "damaged_state":
+        save_checkpoint(build_seeded_model("560m", frames=4, resolution=32), out / "last.safetensors")
+        (out / "state.pt").write_bytes(b"not a torch file")
+        resume = True
     with pytest.raises(TrainError, match=message):
         train(cfg, resume=resume)
 

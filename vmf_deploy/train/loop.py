@@ -208,10 +208,10 @@ def _read_state(run_dir: Path) -> dict:
         raise TrainError(f"--resume found no finished epoch in {run_dir} ({STATE_FILE} and {LAST} missing); "
                          "drop --resume to start a new run there")
     try:
-        return torch.load(path, weights_only=False)
+        return torch.load(path, weights_only=True)
     except Exception as e:  # a damaged state file: say so instead of a pickle traceback
-        raise TrainError(f"{path} is damaged ({type(e).__name__}: {e}); delete the run folder's {STATE_FILE} and "
-                         f"fine-tune from {run_dir / LAST} with --checkpoint instead") from None
+        raise TrainError(f"{path} is damaged or not a vmf-train state ({type(e).__name__}); delete the run folder's "
+                         f"{STATE_FILE} and fine-tune from {run_dir / LAST} with --checkpoint instead") from None
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = None) -> TrainResult:
