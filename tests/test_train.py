@@ -214,3 +214,12 @@ def test_batch_loader_keeps_order_and_counts_unreadable_videos_in_the_parent(tmp
     assert indices == [i for i in range(len(source)) if not source.sample(i).source.endswith("broken.avi")]
     assert [clips.shape[1:] for clips, _, _ in batches] == [(3, 4, 32, 32)] * len(batches)
     assert [path for path, _ in source.skipped.items] == [str(data / "b" / "broken.avi")]
+
+
+def test_resume_after_the_class_list_changed_is_refused(tmp_path: Path) -> None:
+    data = _folder(tmp_path / "data", {"a": 3, "b": 3})
+    cfg = tiny_config(tmp_path / "run", data=str(data), batch_size=2, val_fraction=0.34)
+    train(cfg)
+    _folder(data, {"c": 3})
+    with pytest.raises(TrainError, match="was trained on 2 classes, the data now has 3"):
+        train(tiny_config(tmp_path / "run", data=str(data), batch_size=2, epochs=2), resume=True)
