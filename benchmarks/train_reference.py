@@ -8,11 +8,14 @@
    timing the whole command.
 2. Writes the held-out ``test`` split as encoded videos with ``vmf-dataset synth`` (longer
    than the training clips, so the sampler picks 16 of ``--video-frames``).
-3. ``vmf-val``'s library on those files: top-1/top-5 and the per-class table.
+3. Exports the checkpoint to ONNX and ExecuTorch (``vmf-export``'s pipeline, parity gate
+   included) and runs ``vmf-val``'s library on those files: top-1/top-5 of PyTorch and of both
+   artifacts, their agreement with PyTorch, and the per-class table.
 4. Proves the dataset needs time: the same decoded clips with their frames shuffled (one
    random permutation per clip) and with their middle frame repeated ``T`` times.
 
-Prints a table and writes ``benchmarks/results/train_reference.json``.
+Prints a table and writes ``benchmarks/results/train_reference.json``; ``--skip-train`` keeps the
+training time that file recorded for the same command.
 """
 
 from __future__ import annotations
@@ -90,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         subprocess.run([str(bin_dir / command[0]), *command[1:]], check=True)
         train_seconds = time.perf_counter() - start
+    elif args.out.is_file() and json.loads(args.out.read_text()).get("command") == " ".join(command):
+        train_seconds = json.loads(args.out.read_text())["train_seconds"]  # the run judged again
     checkpoint = args.run_dir / "last.safetensors"
     history = json.loads((args.run_dir / "history.json").read_text())
     from vmf_deploy.checkpoint import read_checkpoint_metadata
@@ -99,10 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run([str(bin_dir / "vmf-dataset"), "synth", "--out", str(args.data_dir), "--per-class",
                     str(args.per_class), "--frames", str(args.video_frames), "--size", str(args.size)], check=True)
     from vmf_deploy.bench.machine import describe, host_device_info
+    from vmf_deploy.export.pipeline import export_model
     from vmf_deploy.validate import validate
 
-    report = validate(checkpoint, [], str(args.data_dir))
+    artifacts = [export_model("560m", target, args.run_dir / "artifacts", checkpoint=checkpoint, force=True).artifact
+                 for target in ("onnx", "executorch")]
+    report = validate(checkpoint, [(path, None) for path in artifacts], str(args.data_dir))
     summary = report.summary(report.rows[0])
+    exported = [report.summary(row) for row in report.rows[1:]]
     ablations = time_ablations(checkpoint, args.data_dir)
     per_class = report.per_class(report.rows[0])
     doc = {
@@ -121,11 +130,13 @@ def main(argv: list[str] | None = None) -> int:
         "top1_recomputed": ablations["decoded"],
         "chance": 1 / len(report.classes),
         "per_class_top1": per_class,
+        "artifacts": [{k: row[k] for k in ("name", "backend", "top1", "top5", "top1_agreement", "top5_overlap",
+                                           "cosine_min", "centered_sqnr_db")} for row in exported],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
 
-    minutes = "not timed (--skip-train)" if train_seconds is None else f"{train_seconds / 60:.1f} min"
+    minutes = "not timed (--skip-train of another run)" if train_seconds is None else f"{train_seconds / 60:.1f} min"
     print(f"# Trained reference: {doc['command']}\n")
     print(f"{doc['date']}, {doc['machine']}\n")
     print("| measure | value |\n|---|---|")
@@ -137,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| top-1, frames shuffled | {doc['top1_frames_shuffled']:.1%} |")
     print(f"| top-1, middle frame repeated | {doc['top1_single_frame']:.1%} |")
     print(f"| chance | {doc['chance']:.1%} |\n")
+    print("| artifact | backend | top-1 | top-5 | top-1 agreement | centered SQNR dB |\n|---|---|---|---|---|---|")
+    for row in doc["artifacts"]:
+        print(f"| {row['name']} | {row['backend']} | {row['top1']:.1%} | {row['top5']:.1%} | "
+              f"{row['top1_agreement']:.1%} | {row['centered_sqnr_db']:.1f} |")
+    print()
     print("| class | top-1 |\n|---|---|")
     for name, value in per_class.items():
         print(f"| {name} | {value:.1%} |")
