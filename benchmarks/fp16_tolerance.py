@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -114,16 +113,6 @@ def simulated_fp16(model, fp32_classes: list[str], mode: str) -> tuple[object, C
                 yield
 
     return sim, context
-
-
-def lscpu_line() -> str:
-    """CPU model and core count from ``lscpu`` (the machine named in the recipe's comment)."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "lscpu unavailable"
-    info = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in text.splitlines())}
-    return f"{info.get('Model name', '?')}, {info.get('CPU(s)', '?')} CPUs"
 
 
 def measure(label: str, model, clips: list, sources: list[dict], fp32_classes: list[str]) -> list[dict]:  # noqa: ANN001
@@ -225,8 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     derived = derive(rows, args.margin_db)
     print(f"derived [parity.tolerance.fp16] (worst of {len(rows)} rows, {args.margin_db:g} dB margin): "
           + ", ".join(f"{k} = {v:.6g}" for k, v in derived["tolerance"].items()))
-    doc = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "lscpu": lscpu_line(),
-           "machine": describe(host_device_info()), "torch": torch.__version__, "fp32_modules": fp32_classes,
+    doc = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": describe(host_device_info()), "torch": torch.__version__, "fp32_modules": fp32_classes,
            "clip_sources": clip_sources(recipe.seeds, recipe.synthetic_clips), "rows": rows, "derived": derived}
     write_json_atomic(args.out, doc)
     print(f"wrote {args.out}", file=sys.stderr)
