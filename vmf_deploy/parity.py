@@ -40,6 +40,8 @@ class ParityTolerance:
         min_cosine: lowest cosine similarity of a clip's logit vectors.
         min_centered_sqnr_db: lowest ``centered_sqnr_db`` (error against the clip-to-clip spread).
         max_spread_rel_error: highest ``max_spread_rel_error``.
+        max_accuracy_drop: highest drop of top-1 accuracy against the reference's, as a fraction
+            (0.01 = one point); checked only on clips with known labels.
     """
 
     max_rel_error: float = 1e-4
@@ -47,6 +49,7 @@ class ParityTolerance:
     min_cosine: float = 0.0
     min_centered_sqnr_db: float | None = None
     max_spread_rel_error: float | None = None
+    max_accuracy_drop: float | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,15 @@ class ParityReport:
     sqnr_db: float
     centered_sqnr_db: float | None
     max_spread_rel_error: float | None
+    reference_accuracy: float | None = None
+    accuracy: float | None = None
+
+    @property
+    def accuracy_drop(self) -> float | None:
+        """Reference top-1 accuracy minus the candidate's (``None`` without labels)."""
+        if self.reference_accuracy is None or self.accuracy is None:
+            return None
+        return self.reference_accuracy - self.accuracy
 
     def to_dict(self) -> dict:
         """JSON-serialisable form (the manifest's ``parity`` metrics)."""
@@ -86,6 +98,10 @@ class ParityReport:
         if tol.max_spread_rel_error is not None and not self.max_spread_rel_error <= tol.max_spread_rel_error:
             out.append(f"max error {self.max_spread_rel_error:.3g} of the clip-to-clip logit spread > "
                        f"{tol.max_spread_rel_error:.3g}")
+        drop = self.accuracy_drop
+        if tol.max_accuracy_drop is not None and drop is not None and drop > tol.max_accuracy_drop + 1e-12:
+            out.append(f"top-1 accuracy {self.accuracy:.1%} is {drop * 100:.1f} points below the reference's "
+                       f"{self.reference_accuracy:.1%} (> {tol.max_accuracy_drop * 100:.1f})")
         return out
 
 
@@ -104,12 +120,14 @@ def snr_db(signal: float, noise: float) -> float:
     return float(min(max(10.0 * math.log10(signal / noise), -SQNR_CAP_DB), SQNR_CAP_DB))
 
 
-def compare_logits(reference: list[np.ndarray], candidate: list[np.ndarray]) -> ParityReport:
+def compare_logits(reference: list[np.ndarray], candidate: list[np.ndarray],
+                   labels: list[int | None] | None = None) -> ParityReport:
     """Compare per-clip logits ``(B, classes)`` of a candidate against the reference.
 
     Relative error is ``max|cand − ref| / max|ref|`` per clip (the worst clip is reported);
     top-5 agreement is the fraction of clips whose top-5 sets are equal. The SQNR and spread
-    metrics pool every row of every clip (module docstring).
+    metrics pool every row of every clip (module docstring). ``labels`` (one per row, ``None``
+    for an unlabelled row) adds both top-1 accuracies over the labelled rows.
     """
     if len(reference) != len(candidate) or not reference:
         raise ValueError("compare_logits needs the same, non-zero number of reference and candidate clips")
@@ -141,10 +159,26 @@ def compare_logits(reference: list[np.ndarray], candidate: list[np.ndarray]) -> 
         centered = snr_db(float(np.sum(spread ** 2)), noise)
         max_spread = float(np.abs(spread).max())
         spread_rel = abs_err / max_spread if max_spread > 0 else (0.0 if abs_err == 0 else math.inf)
+    ref_acc, cand_acc = _accuracies(ref_rows, cand_rows, labels)
     return ParityReport(clips=n, max_abs_error=abs_err, max_rel_error=rel_err, min_cosine=cos,
                         top1_agreement=top1 / n, top5_agreement=top5 / n,
                         sqnr_db=snr_db(float(np.sum(ref_rows ** 2)), noise), centered_sqnr_db=centered,
-                        max_spread_rel_error=spread_rel)
+                        max_spread_rel_error=spread_rel, reference_accuracy=ref_acc, accuracy=cand_acc)
+
+
+def _accuracies(ref_rows: np.ndarray, cand_rows: np.ndarray,
+                labels: list[int | None] | None) -> tuple[float | None, float | None]:
+    """Top-1 accuracy of reference and candidate over the rows with a label (``None`` if there are none)."""
+    if labels is None:
+        return None, None
+    if len(labels) != len(ref_rows):
+        raise ValueError(f"compare_logits got {len(labels)} labels for {len(ref_rows)} rows of logits")
+    known = [i for i, label in enumerate(labels) if label is not None]
+    if not known:
+        return None, None
+    truth = np.asarray([labels[i] for i in known])
+    return (float(np.mean(ref_rows[known].argmax(axis=1) == truth)),
+            float(np.mean(cand_rows[known].argmax(axis=1) == truth)))
 
 
 def parity_clips(input_shape: tuple[int, ...], seeds: list[int]) -> list[np.ndarray]:

@@ -9,7 +9,7 @@ model in eager mode.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -71,12 +71,22 @@ def run_artifact(backend: str, artifact: Path, clips: Sequence[np.ndarray]) -> l
                           "'vmf-deploy[export]' or set [parity].runtime in the recipe") from None
 
 
-def clip_sources(seeds: Sequence[int], synthetic_clips: int) -> list[dict[str, Any]]:
+def clip_sources(seeds: Sequence[int], synthetic_clips: int, labelled: bool = False) -> list[dict[str, Any]]:
     """Where the gate's clips come from: the manifest's ``parity.clip_sources``."""
     sources: list[dict[str, Any]] = [{"source": NOISE_SOURCE, "seeds": list(seeds), "count": len(seeds)}]
     if synthetic_clips:
-        sources.append({"source": SYNTHETIC_SOURCE, "seed": SYNTHETIC_SEED, "count": synthetic_clips})
+        sources.append({"source": SYNTHETIC_SOURCE, "seed": SYNTHETIC_SEED, "count": synthetic_clips,
+                        "split": "gate", "labels_used": labelled})
     return sources
+
+
+def synthetic_labels(classes: Sequence[str] | None, count: int) -> list[int | None] | None:
+    """Labels of the first ``count`` gate-split clips, when the model's classes are the synthetic dataset's."""
+    from vmf_deploy.datasets import synthetic
+
+    if classes is None or tuple(classes) != synthetic.CLASSES:
+        return None
+    return [synthetic.label_of(i) for i in range(count)]
 
 
 def gate_inputs(input_shape: tuple[int, ...], seeds: Sequence[int], synthetic_clips: int) -> list[np.ndarray]:
@@ -102,7 +112,8 @@ class GateResult:
 
 
 def parity_record(status: str, backend: str, seeds: Sequence[int], tolerance: ParityTolerance,
-                  report: ParityReport | None, synthetic_clips: int = DEFAULT_SYNTHETIC_CLIPS) -> dict[str, Any]:
+                  report: ParityReport | None, synthetic_clips: int = DEFAULT_SYNTHETIC_CLIPS,
+                  labelled: bool = False) -> dict[str, Any]:
     """The manifest's ``parity`` object (metrics ``None`` when the artifact was not run).
 
     Every tolerance key is recorded; an unset (unchecked) limit is ``None``.
@@ -112,7 +123,7 @@ def parity_record(status: str, backend: str, seeds: Sequence[int], tolerance: Pa
         "reference": REFERENCE,
         "runtime": runtime_description(backend),
         "seeds": list(seeds),
-        "clip_sources": clip_sources(seeds, synthetic_clips),
+        "clip_sources": clip_sources(seeds, synthetic_clips, labelled),
         "tolerance": asdict(tolerance),
         "metrics": report.to_dict() if report is not None else None,
     }
@@ -120,19 +131,25 @@ def parity_record(status: str, backend: str, seeds: Sequence[int], tolerance: Pa
 
 def run_gate(reference: torch.nn.Module, artifact: Path, backend: str, seeds: Sequence[int],
              tolerance: ParityTolerance, tolerance_key: str, input_shape: tuple[int, ...],
-             synthetic_clips: int = DEFAULT_SYNTHETIC_CLIPS) -> GateResult:
+             synthetic_clips: int = DEFAULT_SYNTHETIC_CLIPS, classes: Sequence[str] | None = None,
+             explain: Callable[[], str] | None = None) -> GateResult:
     """Run ``artifact`` against ``reference`` on the gate's clips; raise ExportError beyond ``tolerance``.
 
     The clips are one smooth-noise clip per seed plus ``synthetic_clips`` clips of the
-    procedural action dataset (:func:`gate_inputs`). ``tolerance_key`` names where the
-    tolerance lives (recipe file and table) for the error message.
+    procedural action dataset (:func:`gate_inputs`). When the model's ``classes`` are that
+    dataset's, its clips are labelled and both top-1 accuracies are measured (and judged by
+    ``max_accuracy_drop``). ``tolerance_key`` names where the tolerance lives (recipe file and
+    table) for the error message; ``explain`` adds a diagnosis (the per-layer diff) to it.
     """
     clips = gate_inputs(input_shape, seeds, synthetic_clips)
+    batch = int(input_shape[0])
+    labels = synthetic_labels(classes, synthetic_clips * batch)  # gate clip i, row j is sample i·batch + j
     expected = reference_logits(reference, clips)
     actual = run_artifact(backend, artifact, clips)
-    report = compare_logits(expected, actual)
+    report = compare_logits(expected, actual, None if labels is None else [None] * (len(seeds) * batch) + labels)
     failures = report.failures(tolerance)
     if failures:
+        detail = f"\n{explain()}" if explain is not None else ""
         centered = "n/a" if report.centered_sqnr_db is None else f"{report.centered_sqnr_db:.1f} dB"
         raise ExportError(
             f"parity gate refused {artifact.name}: on {report.clips} clips ({len(seeds)} noise clips, seeds "
@@ -141,8 +158,9 @@ def run_gate(reference: torch.nn.Module, artifact: Path, backend: str, seeds: Se
             f"{report.min_cosine:.6f}, centered SQNR {centered}, top-5 agreement {report.top5_agreement:.0%}). "
             "Nothing was written to the output directory. The artifact does not compute what the model "
             f"computes: try --no-fuse to rule out a rewrite; loosen {tolerance_key} only if this error is "
-            "expected at this precision.")
-    return GateResult(parity_record("passed", backend, seeds, tolerance, report, synthetic_clips), report)
+            f"expected at this precision.{detail}")
+    return GateResult(parity_record("passed", backend, seeds, tolerance, report, synthetic_clips, labels is not None),
+                      report)
 
 
 def not_run(backend: str, seeds: Sequence[int], tolerance: ParityTolerance, reason: str,
