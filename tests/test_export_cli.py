@@ -135,7 +135,7 @@ def test_existing_artifact_without_force(capsys: pytest.CaptureFixture, tmp_path
 def test_precision_the_target_cannot_produce(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     code, _, err = run_cli(capsys, "--variant", "560m", "--target", "onnx", "--precision", "fp16",
                            "--out", str(tmp_path))
-    assert code == 1 and "exports fp32 only" in err
+    assert code == 1 and "exports fp32, int8 only" in err
 
 
 def test_invalid_recipe_file(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:

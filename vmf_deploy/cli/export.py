@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  vmf-export --variant 560m --target coreml\n"
                "  vmf-export --variant all --target all --frames 16 --out artifacts\n"
                "  vmf-export --variant 1g --target onnx --checkpoint 1g.safetensors --force\n"
+               "  vmf-export --variant 560m --target executorch --checkpoint run/last.safetensors "
+               "--precision int8 --calibration synthetic\n"
                "recipes: export/<target>.toml (see docs/export.md)")
     parser.add_argument("--variant", required=True,
                         help="registry name (560m, 1g, 2g, 5g, mobile3d-*, ... see vmf-info) or 'all'")
@@ -38,8 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "deterministic seeded init (seed 0)")
     parser.add_argument("--out", type=Path, default=Path("artifacts"), help="output directory (default: artifacts)")
     parser.add_argument("--frames", type=int, help="clip length of the exported input (default: the variant's)")
-    parser.add_argument("--precision", choices=("fp32", "fp16"),
-                        help="compute precision (fp16: coreml only); default: the recipe's")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "int8", "palettize8"),
+                        help="fp32; fp16 (coreml); int8: calibrated int8 weights and activations (onnx, executorch), "
+                             "int8 weights (coreml); palettize8: 8-bit weight palettes (coreml). Default: the "
+                             "recipe's")
+    parser.add_argument("--calibration", metavar="SOURCE",
+                        help="int8 calibration clips: 'synthetic' (the procedural dataset), a folder of videos, a "
+                             "folder of class folders, or a path,label CSV; required by --precision int8 on onnx "
+                             "and executorch")
+    parser.add_argument("--calibration-clips", type=int, metavar="N",
+                        help="how many calibration clips (default: the recipe's [quantization] calibration_clips)")
     parser.add_argument("--recipe", type=Path, help="recipe file instead of export/<target>.toml "
                                                     "(one target at a time)")
     parser.add_argument("--no-fuse", action="store_true", help="apply only the rewrites a target requires")
@@ -88,7 +98,8 @@ def _export_one(console: Console, variant: str, target: str, args: argparse.Name
     try:
         return export_model(variant, target, args.out, checkpoint=args.checkpoint, frames=args.frames,
                             precision=args.precision, recipe_path=args.recipe, fuse=not args.no_fuse,
-                            force=args.force, progress=progress)
+                            force=args.force, progress=progress, calibration=args.calibration,
+                            calibration_clips=args.calibration_clips)
     finally:
         status.stop()
 

@@ -16,6 +16,7 @@ import copy
 import operator
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,13 @@ def _hardsigmoid_with_scalars(x: torch.Tensor) -> torch.Tensor:
 _SCALAR_DECOMPOSITIONS = {torch.ops.aten.hardsigmoid.default: _hardsigmoid_with_scalars}
 
 
-def lower_to_executorch(model: nn.Module, example: torch.Tensor, recipe: Any, fuse: bool = True) -> ExecuTorchProgram:
+Quantize = Callable[[Any, torch.Tensor], Any]
+"""``(exported program of the rewritten model, example) → quantized exported program`` (PT2E)."""
+
+
+def lower_to_executorch(model: nn.Module, example: torch.Tensor, recipe: Any, fuse: bool = True,
+                        quantize: Quantize | None = None,
+                        wrap: Callable[[nn.Module], nn.Module] | None = None) -> ExecuTorchProgram:
     """Lower ``model`` (eval mode) for input ``example`` to an ExecuTorch XNNPACK program.
 
     Args:
@@ -175,6 +182,10 @@ def lower_to_executorch(model: nn.Module, example: torch.Tensor, recipe: Any, fu
         example: an input of the static shape the program is built for.
         recipe: a :class:`vmf_deploy.export.recipes.Recipe` (or a dict with an ``executorch`` table).
         fuse: False runs only the rewrites the target requires (``--no-fuse``).
+        quantize: int8: quantizes the captured 4D program before lowering (a ``quantize`` step is
+            timed); the delegation summary then counts int8 and fp32 compute ops.
+        wrap: applied to the rewritten 4D model before capture (``vmf_deploy.numerics`` adds its
+            block outputs to the program's outputs this way).
 
     Raises:
         ExportError: a bad recipe, a capture/lowering failure (with the failing op and what to
@@ -191,6 +202,8 @@ def lower_to_executorch(model: nn.Module, example: torch.Tensor, recipe: Any, fu
         rewritten, applied = run_rewrites("executorch", "module", model, fuse=fuse)
     except (TypeError, ValueError) as e:
         raise ExportError(f"the ExecuTorch module rewrites failed on {type(model).__name__}: {e}") from None
+    if wrap is not None:
+        rewritten = wrap(rewritten)
     seconds["rewrite"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -200,8 +213,14 @@ def lower_to_executorch(model: nn.Module, example: torch.Tensor, recipe: Any, fu
     except Exception as e:  # torch.export raises many unrelated types
         raise ExportError(f"torch.export could not capture the rewritten {type(model).__name__} for input "
                           f"{tuple(example.shape)}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    if quantize is not None:
+        seconds["export"] = time.perf_counter() - start
+        start = time.perf_counter()
+        exported = quantize(exported, example)
+        seconds["quantize"] = time.perf_counter() - start
+        start = time.perf_counter()
     exported = exported.run_decompositions(_SCALAR_DECOMPOSITIONS)
-    seconds["export"] = time.perf_counter() - start
+    seconds["export"] = seconds.get("export", 0.0) + time.perf_counter() - start
 
     start = time.perf_counter()
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
@@ -214,6 +233,10 @@ def lower_to_executorch(model: nn.Module, example: torch.Tensor, recipe: Any, fu
                           f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     seconds["lower"] = time.perf_counter() - start
     summary = delegation_summary(edge.exported_program().graph_module)
+    if quantize is not None:
+        from vmf_deploy.quantize.pt2e_xnnpack import compute_precision
+
+        summary["precision"] = compute_precision(edge.exported_program().graph_module, COMPUTE_OPS)
     if options["require_full_delegation"] and summary["portable_compute_ops"]:
         counts = ", ".join(f"{op} ×{summary['by_op'][op]['portable']}" for op in summary["portable_compute_ops"])
         raise ExportError(

@@ -117,12 +117,14 @@ def ship_labels(out_dir: Path, manifest: dict[str, Any], checkpoint: str | os.Pa
 def build_manifest(*, artifact: Path, target: Target, precision: str, model: torch.nn.Module,
                    variant: str, input_shape: tuple[int, ...], checkpoint: Path | None,
                    recipe: dict[str, Any], rewrites: list[dict], delegation: dict | None,
-                   graph: dict | None, parity: dict[str, Any], export_seconds: float) -> dict[str, Any]:
+                   graph: dict | None, parity: dict[str, Any], export_seconds: float,
+                   quantization: dict | None = None) -> dict[str, Any]:
     """The manifest dict of one artifact, validated against the schema before it is returned.
 
     ``model`` is the unrewritten reference model (params and FLOPs are counted on it at
     ``input_shape``); ``graph`` is the exported graph's node/op summary (an addition to the schema
-    used by fusion reports).
+    used by fusion reports); ``quantization`` what an int8 / palettize8 export quantized with
+    (``export.quantization``, ``None`` otherwise).
     """
     cfg = model.cfg
     sha, size = artifact_digest(artifact)
@@ -142,6 +144,7 @@ def build_manifest(*, artifact: Path, target: Target, precision: str, model: tor
         "labels": {"file": labels_file_name(artifact.name, labels), "count": num_classes},
         "preprocessing": export_preprocessing(cfg, input_shape, checkpoint),
         "export": {"recipe": recipe, "rewrites": rewrites, "delegation": delegation, "graph": graph,
+                   "quantization": quantization,
                    "versions": package_versions(target.packages),
                    "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "export_seconds": round(export_seconds, 3)},

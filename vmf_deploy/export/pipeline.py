@@ -24,7 +24,7 @@ import torch
 from vmf_deploy.checkpoint import CheckpointError, load_checkpoint
 from vmf_deploy.export import coreml_export, executorch_export, onnx_export, parity_gate
 from vmf_deploy.export.errors import ExportError
-from vmf_deploy.export.manifest_builder import build_manifest, ship_labels
+from vmf_deploy.export.manifest_builder import build_manifest, export_labels, export_preprocessing, ship_labels
 from vmf_deploy.export.recipes import Recipe, load_recipe
 from vmf_deploy.export.targets import Target, artifact_name, get_target
 from vmf_deploy.manifest import manifest_path, write_json_atomic
@@ -36,6 +36,31 @@ Progress = Callable[[str, float | None], None]
 
 SEED = 0
 """Seed of the deterministic init exported when no checkpoint is given."""
+QUANTIZED = ("int8", "palettize8")
+"""Precisions made by quantization (the recipe's ``[quantization]`` table)."""
+CALIBRATED_TARGETS = ("onnx", "executorch")
+"""Targets whose int8 quantizes activations too, so needs ``--calibration`` clips."""
+
+
+@dataclass
+class QuantizationPlan:
+    """What an int8 / palettize8 export quantizes with: the recipe table, the calibration clips, the model's modules.
+
+    Attributes:
+        precision: ``int8`` or ``palettize8``.
+        options: the recipe's ``[quantization]`` table.
+        calibration: the calibration clips (``None`` for CoreML's weight-only compression).
+        classes: the reference model's module path → class name (to keep ``fp32_modules`` in fp32).
+        summary: filled by the lowering: what was quantized (the manifest's ``export.quantization``).
+        layers: the per-layer diff (``vmf_deploy.quantize.layer_diff.LayerError`` rows), once computed.
+    """
+
+    precision: str
+    options: dict
+    calibration: Any
+    classes: dict[str, str]
+    summary: dict = field(default_factory=dict)
+    layers: list | None = None
 
 
 @dataclass
@@ -139,8 +164,42 @@ def _move_into_place(staged: Path, final: Path) -> None:
         os.replace(staged, final)
 
 
+def plan_quantization(target: Target, recipe: Recipe, precision: str, model: torch.nn.Module,
+                      shape: tuple[int, ...], checkpoint: str | Path | None, calibration: str | Path | None,
+                      calibration_clips: int | None) -> QuantizationPlan | None:
+    """The quantization of a ``precision`` export (``None`` for fp32/fp16); calibration clips are loaded here.
+
+    Raises:
+        ExportError: no ``[quantization]`` table, no ``--calibration`` where activations are
+            quantized (int8 is never calibrated on noise), or an unusable calibration source.
+    """
+    if precision not in QUANTIZED:
+        if calibration is not None:
+            raise ExportError(f"--calibration is for --precision int8; this export is {precision}: drop it")
+        return None
+    if not recipe.quantization:
+        raise ExportError(f"recipe {recipe.path} has no [quantization] table, so it cannot make a {precision} "
+                          f"artifact; add one (see export/{target.recipe_file}) or pass another with --recipe")
+    classes = {name: type(m).__name__ for name, m in model.named_modules()}
+    if target.name not in CALIBRATED_TARGETS:
+        return QuantizationPlan(precision, recipe.quantization, None, classes)
+    if calibration is None:
+        raise ExportError(f"--precision {precision} quantizes activations, whose ranges come from calibration "
+                          "clips: pass --calibration synthetic (the procedural dataset), a folder of videos, or a "
+                          "labelled dataset folder; int8 is never calibrated on noise")
+    from vmf_deploy.preprocess import PreprocessSpec
+    from vmf_deploy.quantize.calibration import CalibrationError, load_calibration
+
+    spec = PreprocessSpec.from_dict(export_preprocessing(model.cfg, shape, checkpoint))
+    try:
+        clips = load_calibration(calibration, spec, calibration_clips or recipe.quantization["calibration_clips"])
+    except CalibrationError as e:
+        raise ExportError(str(e)) from None
+    return QuantizationPlan(precision, recipe.quantization, clips, classes)
+
+
 def _lower_onnx(model: torch.nn.Module, shape: tuple[int, ...], recipe: Recipe, fuse: bool, staged: Path,
-                steps: _Steps) -> tuple[list[dict], dict | None, dict]:
+                steps: _Steps, quant: QuantizationPlan | None = None) -> tuple[list[dict], dict | None, dict]:
     options = recipe.options
     with steps("rewrite"):
         rewritten, applied = run_rewrites("onnx", "module", model, fuse=fuse)
@@ -156,17 +215,42 @@ def _lower_onnx(model: torch.nn.Module, shape: tuple[int, ...], recipe: Recipe, 
     if options["check"]:
         with steps("check"):
             onnx_export.check_onnx(proto)
+    fp32_path = staged.with_name("fp32-" + staged.name) if quant else staged
     with steps("save"):
-        onnx_export.save_onnx(proto, staged)
+        onnx_export.save_onnx(proto, fp32_path)
+    if quant:
+        import onnx
+
+        from vmf_deploy.quantize.onnx_qdq import quantize_onnx
+
+        with steps("quantize"):
+            quant.summary = quantize_onnx(fp32_path, staged, quant.calibration.clips, quant.options, quant.classes,
+                                          staged.parent)
+            fp32_path.unlink()
+            proto = onnx.load(str(staged))
     graph = {"nodes": len(proto.graph.node), "op_types": onnx_export.op_counts(proto)}
     return applied + applied_onnx, None, graph
 
 
 def _lower_executorch(model: torch.nn.Module, shape: tuple[int, ...], recipe: Recipe, fuse: bool, staged: Path,
-                      steps: _Steps) -> tuple[list[dict], dict | None, dict | None]:
+                      steps: _Steps, quant: QuantizationPlan | None = None) -> tuple[list[dict], dict | None, dict | None]:
     if steps.progress:
         steps.progress("lower", None)
-    program = executorch_export.lower_to_executorch(model, torch.zeros(shape), recipe, fuse=fuse)
+    quantize = None
+    if quant:
+        from vmf_deploy.quantize.pt2e_xnnpack import fp32_module_paths, quantize_exported
+
+        def quantize(exported: Any, example: torch.Tensor) -> Any:
+            program, quant.layers = quantize_exported(exported, example, quant.calibration.clips, quant.options,
+                                                      quant.classes)
+            return program
+
+        quant.summary = {"scheme": "torchao PT2E, XNNPACKQuantizer symmetric (int8 weights and activations)",
+                         "per_channel": quant.options["per_channel"],
+                         "fp32_module_paths": fp32_module_paths(quant.classes, quant.options["fp32_modules"])}
+    program = executorch_export.lower_to_executorch(model, torch.zeros(shape), recipe, fuse=fuse, quantize=quantize)
+    if quant:
+        quant.summary.update(program.delegation.pop("precision"))
     for name, seconds in program.seconds.items():
         steps.record({"export": "trace", "serialize": "serialize"}.get(name, name), seconds)
     with steps("save"):
@@ -175,13 +259,20 @@ def _lower_executorch(model: torch.nn.Module, shape: tuple[int, ...], recipe: Re
 
 
 def _lower_coreml(model: torch.nn.Module, shape: tuple[int, ...], recipe: Recipe, fuse: bool, staged: Path,
-                  steps: _Steps, precision: str) -> tuple[list[dict], dict | None, dict]:
+                  steps: _Steps, precision: str, quant: QuantizationPlan | None = None) -> tuple[list[dict], dict | None,
+                                                                                               dict]:
     with steps("rewrite"):
         rewritten, applied = run_rewrites("coreml", "module", model, fuse=fuse)
     with steps("trace"):
         program = coreml_export.capture(rewritten, shape, recipe.path)
     with steps("lower"):
-        mlmodel, kept_fp32 = coreml_export.convert(program, shape, recipe.options, precision, recipe.path)
+        compute = "fp32" if quant else precision  # weight compression applies to the fp32 program
+        mlmodel, kept_fp32 = coreml_export.convert(program, shape, recipe.options, compute, recipe.path)
+    if quant:
+        from vmf_deploy.quantize.coreml_weights import compress_weights
+
+        with steps("quantize"):
+            mlmodel, quant.summary = compress_weights(mlmodel, precision, quant.options)
     with steps("save"):
         coreml_export.save_mlpackage(mlmodel, staged)
     with steps("validate"):
@@ -190,9 +281,53 @@ def _lower_coreml(model: torch.nn.Module, shape: tuple[int, ...], recipe: Recipe
     return applied, None, graph
 
 
+DIFF_CLIPS = 4
+"""Calibration clips the per-layer diff of a quantized ONNX graph runs on."""
+
+
+LAYER_DIFF_METHOD = {
+    "onnx": "onnxruntime qdq_loss_debug: the QDQ graph against the fp32 graph in onnxruntime",
+    "executorch": "torchao numeric debugger: PyTorch's simulation of the int8 program against the float one",
+}
+
+
+def _layers(quant: QuantizationPlan, target: Target, staged: Path) -> list:
+    """The per-layer diff of a quantized artifact (computed once; the ExecuTorch one comes from quantization)."""
+    if quant.layers is None and target.name == "onnx":
+        from vmf_deploy.quantize.layer_diff import onnx_layer_diff
+
+        quant.layers = onnx_layer_diff(staged.parent / "prepared.onnx", staged, quant.calibration.clips[:DIFF_CLIPS],
+                                       set(quant.classes), staged.parent)
+    return quant.layers or []
+
+
+def _layer_diff_explainer(target: Target, quant: QuantizationPlan, staged: Path) -> Callable[[], str] | None:
+    """What a failing int8 gate prints after its verdict: the layers that add the most error, by module."""
+    if target.name not in LAYER_DIFF_METHOD:
+        return None
+    from vmf_deploy.quantize.layer_diff import format_worst
+
+    return lambda: (f"Layers adding the most error ({LAYER_DIFF_METHOD[target.name]}):\n"
+                    + format_worst(_layers(quant, target, staged)))
+
+
+def _record_quantization(quant: QuantizationPlan, target: Target, staged: Path) -> None:
+    """Add the calibration set, the recipe and the per-layer error summary to ``quant.summary``."""
+    summary = {"precision": quant.precision, **quant.summary, "recipe": dict(quant.options),
+               "calibration": quant.calibration.describe() if quant.calibration is not None else
+               {"source": None, "note": "weight-only compression: no calibration clips"}}
+    if target.name in LAYER_DIFF_METHOD:
+        from vmf_deploy.quantize.layer_diff import summarize
+
+        summary["layer_errors"] = {"method": LAYER_DIFF_METHOD[target.name],
+                                   **summarize(_layers(quant, target, staged))}
+    quant.summary = summary
+
+
 def export_model(variant: str, target: str, out_dir: str | Path, checkpoint: str | Path | None = None,
                  frames: int | None = None, precision: str | None = None, recipe_path: str | Path | None = None,
-                 fuse: bool = True, force: bool = False, progress: Progress | None = None) -> ExportResult:
+                 fuse: bool = True, force: bool = False, progress: Progress | None = None,
+                 calibration: str | Path | None = None, calibration_clips: int | None = None) -> ExportResult:
     """Export one variant to one target, gate it on parity, and write artifact + manifest + labels to ``out_dir``.
 
     Args:
@@ -201,11 +336,13 @@ def export_model(variant: str, target: str, out_dir: str | Path, checkpoint: str
         out_dir: output directory (created if missing).
         checkpoint: a ``save_checkpoint`` file of ``variant``; None exports the seeded init (seed 0).
         frames: clip length of the exported input (default: the variant's).
-        precision: ``fp32`` or ``fp16`` (coreml only); None takes the recipe's default.
+        precision: ``fp32``, ``fp16`` (coreml), ``int8`` or ``palettize8`` (coreml); None takes the recipe's default.
         recipe_path: a recipe file instead of ``export/<target>.toml``.
         fuse: False applies only the rewrites the target requires (``--no-fuse``).
         force: overwrite an existing artifact of the same name.
         progress: step callback (see :data:`Progress`).
+        calibration: int8 on onnx / executorch: ``synthetic`` or a folder / CSV of videos (``--calibration``).
+        calibration_clips: how many calibration clips (default: the recipe's ``calibration_clips``).
 
     Raises:
         ExportError: any failure, with a one-paragraph message; nothing is left in ``out_dir``.
@@ -224,23 +361,29 @@ def export_model(variant: str, target: str, out_dir: str | Path, checkpoint: str
         raise ExportError(f"{final} already exists; pass --force to overwrite it or choose another --out directory")
 
     steps = _Steps(progress)
+    quant = plan_quantization(tgt, recipe, chosen, reference, shape, checkpoint, calibration, calibration_clips)
+    synthetic_clips = recipe.heldout_clips if quant and quant.calibration is not None else recipe.synthetic_clips
     with _staging_dir(out_dir) as tmp:
         staged = tmp / final.name
         model = copy.deepcopy(reference)  # rewrites may change modules in place; the reference stays untouched
         if tgt.name == "onnx":
-            rewrites, delegation, graph = _lower_onnx(model, shape, recipe, fuse, staged, steps)
+            rewrites, delegation, graph = _lower_onnx(model, shape, recipe, fuse, staged, steps, quant)
         elif tgt.name == "executorch":
-            rewrites, delegation, graph = _lower_executorch(model, shape, recipe, fuse, staged, steps)
+            rewrites, delegation, graph = _lower_executorch(model, shape, recipe, fuse, staged, steps, quant)
         else:
-            rewrites, delegation, graph = _lower_coreml(model, shape, recipe, fuse, staged, steps, chosen)
+            rewrites, delegation, graph = _lower_coreml(model, shape, recipe, fuse, staged, steps, chosen, quant)
 
         tolerance = recipe.tolerance(chosen)
         if tgt.name == "coreml" and not coreml_export.coreml_runs_here():
             gate = parity_gate.not_run(recipe.runtime, recipe.seeds, tolerance, parity_gate.NOT_RUN_COREML)
         else:
+            explain = _layer_diff_explainer(tgt, quant, staged) if quant else None
             with steps("parity"):
                 gate = parity_gate.run_gate(reference, staged, recipe.runtime, recipe.seeds, tolerance,
-                                            recipe.tolerance_key(chosen), shape)
+                                            recipe.tolerance_key(chosen), shape, synthetic_clips,
+                                            classes=export_labels(checkpoint), explain=explain)
+        if quant:
+            _record_quantization(quant, tgt, staged)
 
         applied_recipe = {"file": str(recipe.path), **recipe.data}
         if tgt.name == "coreml":
@@ -249,7 +392,7 @@ def export_model(variant: str, target: str, out_dir: str | Path, checkpoint: str
             artifact=staged, target=tgt, precision=chosen, model=reference, variant=variant, input_shape=shape,
             checkpoint=Path(checkpoint) if checkpoint is not None else None, recipe=applied_recipe,
             rewrites=rewrites, delegation=delegation, graph=graph, parity=gate.record,
-            export_seconds=time.perf_counter() - started)
+            export_seconds=time.perf_counter() - started, quantization=quant.summary if quant else None)
         staged_manifest = write_json_atomic(manifest_path(staged), manifest)
         labels = ship_labels(tmp, manifest, checkpoint)
         os.replace(labels, out_dir / labels.name)

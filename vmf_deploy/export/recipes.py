@@ -13,6 +13,8 @@ A recipe has three parts::
     max_rel_error = 1e-4
     min_top1_agreement = 1.0
     min_centered_sqnr_db = 60.0
+    [quantization]                  # optional: how --precision int8 quantizes (QUANTIZATION_KEYS)
+    calibration_clips = 64
 
 Every key is validated here, and an error names the file and the key. The target
 tables of ``onnx`` and ``coreml`` are checked against :data:`TARGET_KEYS`; the
@@ -39,6 +41,8 @@ RECIPES_DIR = Path(vmf_deploy.__file__).resolve().parent.parent / "export"
 MIN_PARITY_SEEDS = 3
 DEFAULT_SYNTHETIC_CLIPS = 6
 """``[parity].synthetic_clips`` when a recipe does not set it."""
+DEFAULT_HELDOUT_CLIPS = 240
+"""``[parity].heldout_clips`` when a recipe does not set it: labelled clips an int8 artifact is judged on."""
 
 Check = Callable[[Any], bool]
 
@@ -87,6 +91,34 @@ TARGET_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
 }
 """Allowed keys of each target's table: key → (check, what a valid value is)."""
 
+_CLIPS: tuple[Check, str] = ((lambda v: _is_int(v) and 1 <= v <= 100_000), "an integer from 1 to 100000")
+QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
+    "onnx": {
+        "scheme": _one_of("qdq"),
+        "activations": _one_of("uint8", "int8"),
+        "weights": _one_of("int8"),
+        "per_channel": _BOOL,
+        "reduce_range": _BOOL,
+        "calibration_method": _one_of("minmax", "entropy", "percentile"),
+        "calibration_clips": _CLIPS,
+        "fp32_op_types": _str_list(),
+        "fp32_attention_matmuls": _BOOL,
+        "fp32_modules": _str_list(),
+    },
+    "executorch": {
+        "scheme": _one_of("pt2e-xnnpack"),
+        "per_channel": _BOOL,
+        "calibration_clips": _CLIPS,
+        "fp32_modules": _str_list(),
+    },
+    "coreml": {
+        "weights": _one_of("linear-int8"),
+        "granularity": _one_of("per_channel", "per_tensor"),
+        "palettize_mode": _one_of("kmeans", "uniform"),
+    },
+}
+"""Allowed keys of each target's ``[quantization]`` table (all required when the table is present)."""
+
 TOLERANCE_KEYS: dict[str, tuple[Check, str]] = {
     "max_rel_error": ((lambda v: isinstance(v, (int, float)) and not _is_bool(v) and 0 <= v < math.inf),
                       "a finite number >= 0"),
@@ -99,6 +131,8 @@ TOLERANCE_KEYS: dict[str, tuple[Check, str]] = {
                              f"a number of dB from {-SQNR_CAP_DB:g} to {SQNR_CAP_DB:g}"),
     "max_spread_rel_error": ((lambda v: isinstance(v, (int, float)) and not _is_bool(v) and 0 <= v < math.inf),
                              "a finite number >= 0"),
+    "max_accuracy_drop": ((lambda v: isinstance(v, (int, float)) and not _is_bool(v) and 0 <= v <= 1),
+                          "a fraction from 0 to 1 (0.01 = one point of top-1 accuracy)"),
 }
 
 
@@ -113,7 +147,9 @@ class Recipe:
         runtime: the runner backend the parity gate uses.
         seeds: seeds of the parity clips (at least three).
         synthetic_clips: how many clips of the procedural action dataset the gate adds.
+        heldout_clips: how many labelled held-out clips a quantized artifact is judged on instead.
         tolerances: precision → the tolerance the gate applies at that precision.
+        quantization: the ``[quantization]`` table (empty when the recipe has none).
         data: the whole file as loaded (recorded in the manifest).
     """
 
@@ -123,7 +159,9 @@ class Recipe:
     runtime: str
     seeds: tuple[int, ...]
     synthetic_clips: int = DEFAULT_SYNTHETIC_CLIPS
+    heldout_clips: int = DEFAULT_HELDOUT_CLIPS
     tolerances: dict[str, ParityTolerance] = field(default_factory=dict)
+    quantization: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
 
     def tolerance(self, precision: str) -> ParityTolerance:
@@ -169,9 +207,9 @@ def validate_recipe(data: dict[str, Any], target: Target, path: Path) -> Recipe:
     if data.get("target") != target.name:
         raise bad("target", f"is {data.get('target')!r} but this export is for target {target.name!r} "
                             f"(set target = \"{target.name}\")")
-    unknown = sorted(set(data) - {"target", target.name, "parity"})
+    unknown = sorted(set(data) - {"target", target.name, "parity", "quantization"})
     if unknown:
-        raise bad(f"{unknown}", f"are not recipe keys (allowed: target, [{target.name}], [parity])")
+        raise bad(f"{unknown}", f"are not recipe keys (allowed: target, [{target.name}], [parity], [quantization])")
     options = data.get(target.name, {})
     if not isinstance(options, dict):
         raise bad(f"[{target.name}]", "must be a table")
@@ -190,9 +228,10 @@ def validate_recipe(data: dict[str, Any], target: Target, path: Path) -> Recipe:
     parity = data.get("parity")
     if not isinstance(parity, dict):
         raise bad("[parity]", "is missing (it needs runtime, seeds and [parity.tolerance.<precision>] tables)")
-    unknown = sorted(set(parity) - {"runtime", "seeds", "synthetic_clips", "tolerance"})
+    unknown = sorted(set(parity) - {"runtime", "seeds", "synthetic_clips", "heldout_clips", "tolerance"})
     if unknown:
-        raise bad(f"[parity] keys {unknown}", "are unknown (allowed: runtime, seeds, synthetic_clips, tolerance)")
+        raise bad(f"[parity] keys {unknown}", "are unknown (allowed: runtime, seeds, synthetic_clips, "
+                                              "heldout_clips, tolerance)")
     runtime = parity.get("runtime")
     from vmf_deploy.runners import BACKENDS
 
@@ -206,6 +245,9 @@ def validate_recipe(data: dict[str, Any], target: Target, path: Path) -> Recipe:
     synthetic = parity.get("synthetic_clips", DEFAULT_SYNTHETIC_CLIPS)
     if not _is_int(synthetic) or synthetic < 0:
         raise bad("[parity].synthetic_clips", f"must be an integer >= 0, got {synthetic!r}")
+    heldout = parity.get("heldout_clips", DEFAULT_HELDOUT_CLIPS)
+    if not _is_int(heldout) or heldout < 2:
+        raise bad("[parity].heldout_clips", f"must be an integer >= 2, got {heldout!r}")
     tables = parity.get("tolerance")
     if not isinstance(tables, dict) or not tables:
         raise bad("[parity.tolerance]", "must hold one table per precision, e.g. [parity.tolerance.fp32]")
@@ -226,10 +268,33 @@ def validate_recipe(data: dict[str, Any], target: Target, path: Path) -> Recipe:
         if "max_rel_error" not in table or "min_top1_agreement" not in table:
             raise bad(key, "needs max_rel_error and min_top1_agreement")
         tolerances[precision] = ParityTolerance(**{k: float(v) for k, v in table.items()})
+    quantization = _check_table(data.get("quantization"), QUANTIZATION_KEYS.get(target.name), "[quantization]", bad)
     recipe = Recipe(path=path, target=target.name, options=dict(options), runtime=runtime, seeds=tuple(seeds),
-                    synthetic_clips=synthetic, tolerances=tolerances, data=data)
+                    synthetic_clips=synthetic, heldout_clips=heldout, tolerances=tolerances,
+                    quantization=quantization, data=data)
     if spec is None and target.name == "executorch":
         from vmf_deploy.export.executorch_export import executorch_options
 
         executorch_options(recipe)
     return recipe
+
+
+def _check_table(table: Any, spec: dict[str, tuple[Check, str]] | None, name: str,
+                 bad: Callable[[str, str], ExportError]) -> dict[str, Any]:
+    """Validate an optional table against ``spec`` (every key required); ``{}`` when absent."""
+    if table is None:
+        return {}
+    if spec is None:
+        raise bad(name, "is not supported by this target")
+    if not isinstance(table, dict):
+        raise bad(name, "must be a table")
+    for key, value in table.items():
+        if key not in spec:
+            raise bad(f"{name[:-1]}.{key}]", f"is not a known key (known: {', '.join(spec)})")
+        check, expected = spec[key]
+        if not check(value):
+            raise bad(f"{name}.{key}", f"must be {expected}, got {value!r}")
+    missing = sorted(set(spec) - set(table))
+    if missing:
+        raise bad(name, f"lacks {missing}")
+    return dict(table)

@@ -42,11 +42,11 @@ class Target:
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
-        Target("onnx", ".onnx", "onnx", "onnx.toml", "onnxruntime-cpu", ("fp32",),
+        Target("onnx", ".onnx", "onnx", "onnx.toml", "onnxruntime-cpu", ("fp32", "int8"),
                ("torch", "onnx", "onnxscript", "onnx-ir", "onnxsim", "onnxruntime")),
-        Target("executorch", ".pte", "pte", "executorch.toml", "executorch-xnnpack", ("fp32",),
-               ("torch", "executorch")),
-        Target("coreml", ".mlpackage", "mlpackage", "coreml.toml", "coreml", ("fp32", "fp16"),
+        Target("executorch", ".pte", "pte", "executorch.toml", "executorch-xnnpack", ("fp32", "int8"),
+               ("torch", "executorch", "torchao")),
+        Target("coreml", ".mlpackage", "mlpackage", "coreml.toml", "coreml", ("fp32", "fp16", "int8", "palettize8"),
                ("torch", "coremltools")),
     )
 }
@@ -65,6 +65,6 @@ def resolve_targets(name: str) -> list[Target]:
 
 
 def artifact_name(variant: str, frames: int, target: Target, precision: str) -> str:
-    """File name of an artifact, e.g. ``560m-16f.onnx`` or ``1g-64f-fp16.mlpackage``."""
+    """File name of an artifact, e.g. ``560m-16f.onnx``, ``1g-64f-fp16.mlpackage`` or ``560m-16f-int8.pte``."""
     tag = "" if precision == "fp32" else f"-{precision}"
     return f"{variant}-{frames}f{tag}{target.suffix}"

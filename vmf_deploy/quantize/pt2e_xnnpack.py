@@ -1,0 +1,149 @@
+"""int8 ExecuTorch: torchao PT2E with ExecuTorch's ``XNNPACKQuantizer`` on the 4D frames model.
+
+XNNPACK has no 3D convolution, so the model quantized is the ``executorch`` module rewrite's
+frames-in-the-batch form (``vmf_deploy.rewrites.frames_to_batch``), never a Conv3d:
+``torch.export`` → ``prepare_pt2e`` → calibration → ``convert_pt2e`` → ``torch.export`` again,
+then the usual XNNPACK lowering. The quantizer's symmetric config gives int8 per-channel
+weights and int8 per-tensor activations (histogram-calibrated) for conv, linear, add, mul,
+cat and pooling; ``bmm``, softmax, division and the sigmoids stay fp32. Modules of the
+recipe's ``fp32_modules`` classes are not annotated at all.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .layer_diff import LayerError
+
+DEQUANTIZE_OPS = ("quantized_decomposed.dequantize_per_tensor", "quantized_decomposed.dequantize_per_channel")
+QUANTIZE_OPS = ("quantized_decomposed.quantize_per_tensor",)
+
+
+def fp32_module_paths(classes: dict[str, str], fp32_modules: Sequence[str]) -> list[str]:
+    """Module paths of the reference model whose class is in ``fp32_modules`` (outermost only)."""
+    paths = sorted(p for p, c in classes.items() if c in set(fp32_modules) and p)
+    return [p for p in paths if not any(p.startswith(q + ".") for q in paths)]
+
+
+def _contiguous_constants(module: torch.nn.Module) -> None:
+    """Give every constant a dense layout: ``convert_pt2e`` can fold expanded views (stride 0), which
+    ExecuTorch's memory planning refuses ("0 in strides is not supported")."""
+    for name, value in list(module.named_buffers()) + list(module.named_parameters()):
+        if 0 in value.stride():
+            owner, _, attr = name.rpartition(".")
+            target = module.get_submodule(owner) if owner else module
+            dense = value.detach().contiguous().clone()
+            if isinstance(value, torch.nn.Parameter):
+                setattr(target, attr, torch.nn.Parameter(dense, requires_grad=False))
+            else:
+                target.register_buffer(attr, dense)
+    for name in dir(module):
+        value = getattr(module, name, None)
+        if isinstance(value, torch.Tensor) and 0 in value.stride() and name not in dict(module.named_buffers()):
+            setattr(module, name, value.contiguous().clone())
+
+
+def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.ndarray], options: dict,
+                      classes: dict[str, str], diff_clips: int = 2) -> tuple[Any, list[LayerError]]:
+    """PT2E-quantize an ``ExportedProgram`` of the frames model: the re-exported quantized program and its layer diff.
+
+    ``classes`` maps the reference model's module paths to class names: the frames rewrite keeps
+    the module paths, so ``fp32_modules`` are found by path. The layer diff (:func:`layer_diff`)
+    runs on the first ``diff_clips`` calibration clips (0: none).
+    """
+    from torchao.quantization.pt2e import generate_numeric_debug_handle
+
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                         get_module_name_filter,
+                                                                         get_symmetric_quantization_config)
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = XNNPACKQuantizer()
+    quantizer.set_global(get_symmetric_quantization_config(is_per_channel=options["per_channel"]))
+    kept = [get_module_name_filter(path) for path in fp32_module_paths(classes, options["fp32_modules"])]
+    if kept:  # set_module_name(path, None) is not supported: filter the nodes of those modules out instead
+        quantizer.set_filter_function(lambda node: not any(inside(node) for inside in kept))
+    generate_numeric_debug_handle(exported)
+    reference = exported.module()
+    prepared = prepare_pt2e(exported.module(), quantizer)
+    with torch.no_grad():
+        for clip in clips:
+            prepared(_tensor(clip))
+    converted = convert_pt2e(prepared)
+    _contiguous_constants(converted)
+    layers = layer_diff(reference, converted, clips[:diff_clips]) if diff_clips else []
+    with torch.no_grad():
+        return torch.export.export(converted, (example,), strict=False), layers
+
+
+def _tensor(clip: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32))
+
+
+def layer_diff(reference: torch.fx.GraphModule, converted: torch.fx.GraphModule,
+               clips: Sequence[np.ndarray]) -> list[LayerError]:
+    """Every node's output in the quantized model against the float model, in graph order (torchao's numeric debugger).
+
+    This is PyTorch's simulation of the int8 graph (fake-quantized reference kernels), not
+    XNNPACK's: it locates where precision is lost, while the gate judges the ``.pte`` itself.
+    """
+    from torchao.quantization.pt2e import compare_results, extract_results_from_loggers
+    from torchao.quantization.pt2e._numeric_debugger import prepare_for_propagation_comparison
+
+    logged = []
+    for model in (reference, converted):
+        with_loggers = prepare_for_propagation_comparison(model)
+        with torch.no_grad():
+            for clip in clips:
+                with_loggers(_tensor(clip))
+        logged.append(extract_results_from_loggers(with_loggers))
+    order = {node.name: i for i, node in enumerate(reference.graph.nodes)}
+    rows = []
+    for summary in compare_results(logged[0], logged[1]).values():
+        values = [float(r.sqnr) for r in summary.results if isinstance(r.actual, torch.Tensor)]
+        if not values:
+            continue
+        sqnr = min(values)
+        rows.append((order.get(summary.ref_node_name, len(order)), LayerError(
+            tensor=summary.ref_node_name, node=summary.ref_node_name, op_type=summary.ref_node_name.rstrip("_0123456789"),
+            module=summary.ref_module_stack, sqnr_db=sqnr if np.isfinite(sqnr) else 200.0, local_db=None)))
+    return [row for _, row in sorted(rows, key=lambda r: r[0])]
+
+def _name(target: Any) -> str:
+    name = getattr(target, "__name__", str(target))
+    return ".".join(name.split(".")[:2])
+
+
+def compute_precision(graph_module: torch.fx.GraphModule, compute_ops: Sequence[str]) -> dict:
+    """int8 vs fp32 compute ops of a lowered program, inside the XNNPACK delegate and outside it.
+
+    A compute op is int8 when both its inputs come from ``dequantize`` nodes and its output goes
+    to a ``quantize`` node (the pattern XNNPACK fuses into an int8 kernel); an op that only
+    reads dequantized tensors (a ``bmm`` after a quantized ``linear``) runs in fp32. Returns ``{"compute_ops": {"int8", "fp32"}, "by_op": {op: {"int8", "fp32"}}}``.
+    """
+    by_op: dict[str, Counter] = {}
+
+    def visit(gm: torch.fx.GraphModule) -> None:
+        for node in gm.graph.nodes:
+            if node.op == "get_attr" and node.name.startswith("lowered_module"):
+                visit(getattr(gm, node.target).original_module.graph_module)
+            if node.op != "call_function" or node.target is operator.getitem:
+                continue
+            op = _name(node.target)
+            if op not in compute_ops:
+                continue
+            args = [a for a in node.args[:2] if isinstance(a, torch.fx.Node)]
+            int8 = (len(args) == 2 and all(a.op == "call_function" and _name(a.target) in DEQUANTIZE_OPS for a in args)
+                    and any(u.op == "call_function" and _name(u.target) in QUANTIZE_OPS for u in node.users))
+            by_op.setdefault(op, Counter())["int8" if int8 else "fp32"] += 1
+
+    visit(graph_module)
+    total = sum(by_op.values(), Counter())
+    return {"compute_ops": {"int8": total["int8"], "fp32": total["fp32"]},
+            "by_op": {op: {"int8": c["int8"], "fp32": c["fp32"]} for op, c in sorted(by_op.items())}}
