@@ -99,7 +99,7 @@ class VideoFolder:
         if not self.root.exists():
             raise DatasetError(f"dataset {self.root} does not exist; pass a folder of class folders, a CSV of "
                                f"path,label, or '{SYNTHETIC}'")
-        pairs = _read_csv(self.root) if self.root.is_file() else _scan_folders(self.root)
+        pairs = read_csv_pairs(self.root) if self.root.is_file() else _scan_folders(self.root)
         found = list(dict.fromkeys(label for _, label in pairs))
         if classes is None:
             listed = self.root / "classes.txt" if self.root.is_dir() else None
@@ -163,7 +163,7 @@ def _scan_folders(root: Path) -> list[tuple[Path, str]]:
     return pairs
 
 
-def _read_csv(path: Path) -> list[tuple[Path, str]]:
+def read_csv_pairs(path: Path) -> list[tuple[Path, str]]:
     """``path,label`` rows (a header row naming them is skipped); relative paths are from the CSV's folder."""
     try:
         with open(path, newline="") as f:

@@ -97,14 +97,14 @@ def _extensions() -> str:
 
 def _videos(root: Path) -> tuple[list[Path], str]:
     """The videos of ``root`` spread over its classes (round-robin), and the source's kind."""
-    from ..datasets.sources import _read_csv
+    from ..datasets.sources import read_csv_pairs
     from ..video import VIDEO_EXTENSIONS, list_videos
 
     if root.is_file():
         if root.suffix.lower() != ".csv":
             raise CalibrationError(f"calibration source {root} is a file but not a path,label CSV; pass a folder "
                                    f"of videos, a CSV, or '{SYNTHETIC}'")
-        return _round_robin(_read_csv(root)), "csv"
+        return _round_robin(read_csv_pairs(root)), "csv"
     direct = list_videos(root)
     if direct:
         return direct, "video-folder"
