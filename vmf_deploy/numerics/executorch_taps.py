@@ -1,0 +1,66 @@
+"""Block outputs of an ExecuTorch program: the artifact rebuilt with its blocks as extra program outputs.
+
+XNNPACK runs the whole network as one delegate, whose intermediate tensors the runtime cannot
+see, so the ``.pte`` itself cannot be tapped. Instead the program is rebuilt the way its manifest
+says it was made (model source, frames, recipe, precision and, for int8, the same calibration
+clips: the same quantization ranges), with :class:`~vmf_deploy.numerics.taps.TappedModel` around
+the 4D frames model, and run in ExecuTorch's runtime. Extra outputs can change how XNNPACK fuses
+the ops at block boundaries, so a tapped int8 program's logits are compared with the artifact's
+own logits too (``tapped_logits_db`` in the report).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .taps import LOGITS, TappedModel, block_names, to_clip_layout
+
+
+def rebuild_tapped(manifest: dict, model: torch.nn.Module, work_dir: Path) -> tuple[Path, list[str]]:
+    """The artifact of ``manifest`` rebuilt from ``model`` with its block outputs as program outputs."""
+    from ..export import executorch_export
+    from ..export.recipes import validate_recipe
+    from ..export.targets import get_target
+
+    recipe_data = dict(manifest["export"]["recipe"])
+    recipe = validate_recipe({k: v for k, v in recipe_data.items() if k != "file"}, get_target("executorch"),
+                             Path(recipe_data.get("file", "recipe")))
+    names = block_names(model)
+    shape = tuple(manifest["input"]["shape"])
+    quantize = None
+    quantization = manifest["export"].get("quantization")
+    if quantization:
+        from ..preprocess import PreprocessSpec
+        from ..quantize.calibration import load_calibration
+        from ..quantize.pt2e_xnnpack import quantize_exported
+
+        calibration = quantization["calibration"]
+        clips = load_calibration(calibration["source"], PreprocessSpec.from_dict(manifest["preprocessing"]),
+                                 calibration["clips"])
+        classes = {name: type(m).__name__ for name, m in model.named_modules()}
+
+        def quantize(exported, example):  # noqa: ANN001, ANN202 - executorch_export.Quantize
+            return quantize_exported(exported, example, clips.clips, quantization["recipe"], classes, diff_clips=0)[0]
+
+    program = executorch_export.lower_to_executorch(model, torch.zeros(shape), recipe, quantize=quantize,
+                                                     wrap=lambda frames: TappedModel(frames, names))
+    path = work_dir / ("tapped-" + manifest["artifact"]["file"])
+    program.save(path)
+    return path, names
+
+
+def executorch_block_outputs(path: Path, names: list[str], clip: np.ndarray,
+                             reference: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``{block: output}`` of a tapped program (:func:`rebuild_tapped`) on ``clip``, in the reference's layout."""
+    from executorch.runtime import Runtime
+
+    method = Runtime.get().load_program(path).load_method("forward")
+    outputs = method.execute([torch.from_numpy(np.ascontiguousarray(clip, np.float32))])
+    arrays = [o.numpy() if isinstance(o, torch.Tensor) else np.asarray(o) for o in outputs]
+    found = {LOGITS: arrays[0]}
+    for name, array in zip(names, arrays[1:]):
+        found[name] = to_clip_layout(array, reference[name].shape)
+    return {block: found[block] for block in reference if block in found}
