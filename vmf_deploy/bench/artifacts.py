@@ -14,17 +14,30 @@ def artifact_size(path: Path) -> int:
     return path.stat().st_size
 
 
-def export_artifact(target: str, variant: str, frames: int, out_dir: Path) -> Path:
+def artifact_precision(path: Path) -> str:
+    """The precision an artifact's manifest records (``fp32`` for one without a readable manifest)."""
+    from ..manifest import ManifestError, manifest_path, read_manifest
+
+    try:
+        return str(read_manifest(manifest_path(path))["artifact"].get("precision", "fp32"))
+    except ManifestError:
+        return "fp32"
+
+
+def export_artifact(target: str, variant: str, frames: int, out_dir: Path, precision: str = "fp32") -> Path:
     """Export the seeded ``variant`` at ``frames`` for ``target`` with ``export_model``; return the artifact.
 
     The pipeline applies its own parity gate and writes the manifest and label file beside
     the artifact. Its refusals are raised as :class:`RunnerError` (the harness reports them
-    as that backend's ``failed: ...`` row).
+    as that backend's ``failed: ...`` row). ``int8`` is calibrated on the synthetic dataset's
+    calibration split (the seeded model has no data of its own).
     """
     from ..export.errors import ExportError
     from ..export.pipeline import export_model
 
+    calibration = "synthetic" if precision == "int8" and target != "coreml" else None
     try:
-        return Path(export_model(variant, target, out_dir, frames=frames, force=True).artifact)
+        return Path(export_model(variant, target, out_dir, frames=frames, force=True, precision=precision,
+                                 calibration=calibration).artifact)
     except ExportError as e:
         raise RunnerError(f"export to {target} failed: {e}") from None

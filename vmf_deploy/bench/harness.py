@@ -27,7 +27,7 @@ from .. import __version__
 from ..parity import compare_logits, parity_clips
 from ..runners import BACKENDS, runner_class
 from . import schema
-from .artifacts import artifact_size, export_artifact
+from .artifacts import artifact_precision, artifact_size, export_artifact
 
 if TYPE_CHECKING:
     from .memory_budget import MemoryBudget
@@ -66,6 +66,8 @@ class BenchSettings:
         rounds: times the whole matrix is measured (fresh worker each time); a result's
             latency statistics are over all its rounds' samples. Rounds minutes apart even
             out a machine whose speed drifts (a shared VM) across backends.
+        precision: precision of the artifacts the harness exports (``int8``: calibrated on the
+            synthetic dataset's calibration split); a given ``--artifact`` keeps its own.
     """
 
     threads: int
@@ -77,6 +79,7 @@ class BenchSettings:
     profile: bool = False
     timeout_s: float = 1800.0
     rounds: int = 1
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.threads < 1 or self.warmup < 0 or self.runs < 1 or self.rounds < 1 or not self.parity_seeds:
@@ -88,7 +91,7 @@ class BenchSettings:
     def to_dict(self) -> dict:
         """The ``settings`` object of a results document."""
         return {"threads": self.threads, "warmup": self.warmup, "runs": self.runs, "rounds": self.rounds,
-                "frames": self.frames, "parity_seeds": list(self.parity_seeds)}
+                "frames": self.frames, "parity_seeds": list(self.parity_seeds), "precision": self.precision}
 
 
 def latency_stats(samples_ms: Sequence[float]) -> dict:
@@ -188,7 +191,7 @@ class Harness:
         if key not in self._exports:
             frames = self.reference(variant).input_shape[2]
             out = self.workdir / "artifacts" / cls.export_target
-            self._exports[key] = export_artifact(cls.export_target, variant, frames, out)
+            self._exports[key] = export_artifact(cls.export_target, variant, frames, out, self.settings.precision)
         return self._exports[key]
 
     # ----- measurement -----------------------------------------------------------
@@ -259,7 +262,7 @@ class Harness:
             "input_shape": list(ref.input_shape), "params": ref.params, "flops": ref.flops,
             "artifact": None if artifact is None else {
                 "path": str(artifact), "format": artifact.suffix.lstrip("."), "size_bytes": artifact_size(artifact),
-                "precision": "fp32"},
+                "precision": artifact_precision(artifact)},
             "load_ms": out["load_ms"], "latency_ms": lat, "clips_per_s": 1e3 / lat["median"],
             "gflops_per_s": ref.flops / 1e9 / (lat["median"] / 1e3), "memory": {
                 **out["memory"], "weights_bytes": ref.budget.weights_bytes,

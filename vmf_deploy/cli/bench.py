@@ -36,6 +36,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="use this exported artifact (its manifest beside it) for the backends that run its "
                              "format, instead of exporting (repeatable: one per format)")
     parser.add_argument("--frames", type=int, default=None, help="input frames (default: each model's, 64)")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                        help="precision of the artifacts vmf-bench exports (int8: calibrated on the synthetic "
+                             "dataset; eager PyTorch rows stay fp32); an --artifact keeps its own (default fp32)")
     parser.add_argument("--threads", type=int, default=None,
                         help="intra-op threads for every runtime (default: physical cores)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs before timing (default 2)")
@@ -120,12 +123,13 @@ def table_row(r: dict) -> list[str]:
     peak = mem.get("inference_rss_bytes")
     budget = mem.get("weights_bytes", 0) + mem.get("activation_set_bytes", 0)
     peak_cell = "—" if peak is None else f"{peak / 2**20:.0f}" + (f" ({peak / budget:.1f}×)" if budget else "")
-    return [r["backend"], r["variant"], status_cell(r["status"]), num(size, ".1f"),
+    precision = "fp32" if r["artifact"] is None else r["artifact"].get("precision", "fp32")
+    return [r["backend"], r["variant"], precision, status_cell(r["status"]), num(size, ".1f"),
             num(None if r["flops"] is None else r["flops"] / 1e9, ".3f"), num(lat.get("median"), ".1f"),
             num(lat.get("p90"), ".1f"), num(r["clips_per_s"], ".2f"), peak_cell, parity_cell]
 
 
-COLUMNS = ("backend", "variant", "status", "size MB", "GFLOPs", "median ms", "p90 ms", "clips/s", "peak MB (÷ W+A)", "parity")
+COLUMNS = ("backend", "variant", "precision", "status", "size MB", "GFLOPs", "median ms", "p90 ms", "clips/s", "peak MB (÷ W+A)", "parity")
 
 
 def print_table(results: list[dict], title: str) -> None:
@@ -135,7 +139,7 @@ def print_table(results: list[dict], title: str) -> None:
 
     table = Table(title=title)
     for col in COLUMNS:
-        table.add_column(col, justify="left" if col in ("backend", "variant", "status") else "right",
+        table.add_column(col, justify="left" if col in ("backend", "variant", "precision", "status") else "right",
                          overflow="fold")
     for r in results:
         table.add_row(*table_row(r))
@@ -191,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = BenchSettings(threads=args.threads or default_threads(), warmup=args.warmup, runs=args.runs,
                                  frames=frames, seed=given.get("seed", 0), profile=args.profile,
-                                 timeout_s=args.timeout, rounds=args.rounds)
+                                 timeout_s=args.timeout, rounds=args.rounds, precision=args.precision)
     except ValueError as e:
         fail(PROG, str(e))
     device = host_device_info()
