@@ -130,10 +130,15 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse
         return int(e.code or 0)
+    import logging
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notices, not user errors
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # torchao logs "Failed to load ..._C_mxfp8...so" and "Detected no triton" at import (optional CUDA
+    # kernels this CPU export never uses); torch's pytree logs a KernelPreference deprecation for it
+    logging.getLogger("torchao").setLevel(logging.ERROR)
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
     from rich.console import Console
 
     from vmf_deploy.cli.common import resolve_variants
