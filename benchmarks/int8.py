@@ -52,16 +52,6 @@ def interleaved_ms(artifacts: dict[str, Path], backend: str, clip, rounds: int, 
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def accept_any_int8(target: str, out: Path) -> Path:
-    """A copy of ``export/<target>.toml`` whose ``[parity.tolerance.int8]`` accepts any output."""
-    text = (REPO / "export" / f"{target}.toml").read_text()
-    head = text[: text.index("[parity.tolerance.int8]")]
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{target}-latency-only.toml"
-    path.write_text(head + "[parity.tolerance.int8]\nmax_rel_error = 1e9\nmin_top1_agreement = 0.0\n")
-    return path
-
-
 def main(argv: list[str] | None = None) -> int:
     """Export, measure, print the table and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -80,13 +70,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from vmf_deploy.bench.machine import describe, host_device_info
     from vmf_deploy.export.pipeline import export_model
+    from vmf_deploy.export.recipes import accept_any_parity
+    from vmf_deploy.export.targets import get_target
 
     rows = []
     for target in args.targets:
         results = {}
         for precision in ("fp32", "int8"):
             started = time.perf_counter()
-            recipe = accept_any_int8(target, args.out) if args.latency_only and precision == "int8" else None
+            recipe = (accept_any_parity(get_target(target), "int8", args.out)
+                      if args.latency_only and precision == "int8" else None)
             results[precision] = export_model(
                 args.variant, target, args.out, checkpoint=args.checkpoint, frames=args.frames, force=True,
                 precision=precision, calibration="synthetic" if precision == "int8" else None, recipe_path=recipe)
@@ -112,12 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     machine = describe(host_device_info())
     source = str(args.checkpoint) if args.checkpoint else f"seeded init of {args.variant}"
     print(f"\nint8 vs fp32, {source}; {machine}; {args.threads} threads, {args.rounds} interleaved rounds")
-    print(f"{'target':<11}{'fp32 ms':>9}{'int8 ms':>9}{'ratio':>7}{'size':>7}{'agree':>8}{'SQNR':>7}{'acc fp32→int8':>16}")
+    print(f"{'target':<11}{'fp32 ms':>9}{'int8 ms':>9}{'ratio':>7}{'size':>7}{'agree':>8}{'SQNR':>7}"
+          f"{'acc fp32→int8':>16}")
     for r in rows:
         acc = ("—" if r["reference_accuracy"] is None else
                f"{r['reference_accuracy']:.1%}→{r['int8_accuracy']:.1%}")
         print(f"{r['target']:<11}{r['fp32_ms']:9.1f}{r['int8_ms']:9.1f}{r['int8_over_fp32']:7.2f}"
-              f"{r['fp32_bytes'] / r['int8_bytes']:6.1f}x{r['top1_agreement']:8.1%}{r['centered_sqnr_db']:6.1f} {acc:>15}")
+              f"{r['fp32_bytes'] / r['int8_bytes']:6.1f}x{r['top1_agreement']:8.1%}"
+              f"{r['centered_sqnr_db']:6.1f} {acc:>15}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     document = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": []}
     document["runs"].append({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine,

@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     except BenchSchemaError as e:  # a bug in a producer: say so rather than write a bad file
         fail(PROG, f"the results do not follow the schema ({e}); please report this", code=1)
     frames_note = f"{frames} frames" if frames else "default frames"
-    print_table(results, f"vmf-bench ({frames_note}, {settings.threads} threads, batch 1, fp32)")
+    print_table(results, f"vmf-bench ({frames_note}, {settings.threads} threads, batch 1, "
+                         f"{settings.precision} artifacts)")
     if args.profile:
         print_profiles(results)
         if args.workdir is None:

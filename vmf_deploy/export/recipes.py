@@ -298,3 +298,37 @@ def _check_table(table: Any, spec: dict[str, tuple[Check, str]] | None, name: st
     if missing:
         raise bad(name, f"lacks {missing}")
     return dict(table)
+
+
+def accept_any_parity(target: Target, precision: str, folder: Path) -> Path:
+    """A copy of ``target``'s default recipe whose ``precision`` tolerance accepts any output, written in ``folder``.
+
+    For measuring the latency of an artifact whose parity cannot mean anything, such as an int8
+    export of the seeded init (its logits barely vary between clips, so int8 noise swamps them);
+    the parity is still measured and recorded.
+    """
+    data = tomllib.loads(default_recipe_path(target).read_text())
+    data["parity"]["tolerance"][precision] = {"max_rel_error": 1e9, "min_top1_agreement": 0.0}
+    lines = [f"target = {_toml(data['target'])}"]
+    for table, values in ((target.name, data.get(target.name, {})), ("quantization", data.get("quantization"))):
+        if values:
+            lines += [f"[{table}]"] + [f"{k} = {_toml(v)}" for k, v in values.items()]
+    parity = data["parity"]
+    lines += ["[parity]"] + [f"{k} = {_toml(v)}" for k, v in parity.items() if k != "tolerance"]
+    for name, table in parity["tolerance"].items():
+        lines += [f"[parity.tolerance.{name}]"] + [f"{k} = {_toml(v)}" for k, v in table.items()]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{target.name}-{precision}-any-parity.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _toml(value: Any) -> str:
+    """A TOML literal of a recipe value (str, bool, number or a list of them)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
