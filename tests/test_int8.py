@@ -1,0 +1,251 @@
+"""int8 export: calibration sources, the [quantization] recipe tables, and the int8 gate on the trained fixture.
+
+The int8 exports run on the trained fixture (``conftest.trained_checkpoint``, 560m at 16 × 48²): the
+seeded init barely looks at its input, so agreement and accuracy on it would mean nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vmf_deploy.datasets.writer import write_video
+from vmf_deploy.export.errors import ExportError
+from vmf_deploy.export.pipeline import export_model
+from vmf_deploy.export.recipes import RECIPES_DIR, load_recipe
+from vmf_deploy.export.targets import get_target
+from vmf_deploy.manifest import manifest_path
+from vmf_deploy.parity import compare_logits
+from vmf_deploy.preprocess import PreprocessSpec
+from vmf_deploy.quantize.calibration import CalibrationError, load_calibration
+
+SPEC = PreprocessSpec(frames=8, crop=32, short_side=32)
+
+
+def _videos(folder: Path, count: int, value: int | None = None, size: int = 40) -> Path:
+    """``count`` 12-frame mp4 files in ``folder``: random pixels, or all ``value``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        frames = (np.full((12, size, size, 3), value, np.uint8) if value is not None
+                  else rng.integers(0, 256, (12, size, size, 3), dtype=np.uint8))
+        write_video(folder / f"v{i}.mp4", frames, 12.0, "mp4v")
+    return folder
+
+
+# ----- calibration sources -----------------------------------------------------------------------
+
+def test_synthetic_calibration_is_the_calibration_split_at_the_export_shape() -> None:
+    calib = load_calibration("synthetic", SPEC, clips=5)
+    assert len(calib.clips) == 5 and calib.clips[0].shape == (1, 3, 8, 32, 32)
+    assert calib.describe()["kind"] == "synthetic"
+    assert calib.sha256 == load_calibration("synthetic", SPEC, clips=5).sha256  # deterministic
+    assert calib.sha256 != load_calibration("synthetic", SPEC, clips=4).sha256
+
+
+def test_video_folders_labelled_or_not(tmp_path: Path) -> None:
+    plain = load_calibration(_videos(tmp_path / "plain", 3), SPEC, clips=2)
+    assert plain.kind == "video-folder" and len(plain.clips) == 2 and plain.clips[0].shape == (1, 3, 8, 32, 32)
+    _videos(tmp_path / "ds" / "a", 3)
+    _videos(tmp_path / "ds" / "b", 3, value=0)
+    labelled = load_calibration(tmp_path / "ds", SPEC, clips=2)
+    assert labelled.kind == "labelled-folder"
+    assert abs(float(labelled.clips[1].mean()) - (0 - 0.45) / 0.225) < 1e-5  # round-robin: class b's 1st video
+
+
+def test_calibration_source_errors(tmp_path: Path) -> None:
+    with pytest.raises(CalibrationError, match="does not exist"):
+        load_calibration(tmp_path / "nope", SPEC)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CalibrationError, match="holds no videos"):
+        load_calibration(tmp_path / "empty", SPEC)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "broken.mp4").write_bytes(b"not a video" * 100)
+    with pytest.raises(CalibrationError, match="none of the 1 calibration videos"):
+        load_calibration(tmp_path / "bad", SPEC)
+    with pytest.raises(CalibrationError, match="positive integer"):
+        load_calibration("synthetic", SPEC, clips=0)
+
+
+# ----- recipes and arguments ---------------------------------------------------------------------
+
+def test_quantization_tables_are_validated(tmp_path: Path) -> None:
+    text = (RECIPES_DIR / "onnx.toml").read_text()
+    for old, new, match in [('reduce_range = true', 'reduce_range = "yes"', r"\[quantization\].reduce_range"),
+                            ('calibration_method = "minmax"', 'calibration_method = "mse"', "calibration_method"),
+                            ('weights = "int8"\n', 'weights = "int8"\nsmooth = 1\n', "smooth"),
+                            ('fp32_attention_matmuls = true\n', '', "lacks"),
+                            ('max_accuracy_drop = 0.02', 'max_accuracy_drop = 5', "max_accuracy_drop")]:
+        path = tmp_path / "r.toml"
+        path.write_text(text.replace(old, new))
+        with pytest.raises(ExportError, match=match):
+            load_recipe(get_target("onnx"), path)
+    for target in ("onnx", "executorch", "coreml"):
+        recipe = load_recipe(get_target(target))
+        assert recipe.quantization and recipe.tolerance("int8").min_top1_agreement > 0
+
+
+def test_int8_is_never_calibrated_on_noise(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="pass --calibration synthetic"):
+        export_model("560m", "onnx", tmp_path, frames=8, precision="int8")
+    with pytest.raises(ExportError, match="--calibration is for --precision int8"):
+        export_model("560m", "onnx", tmp_path, frames=8, calibration="synthetic")
+    with pytest.raises(ExportError, match="does not exist"):
+        export_model("560m", "onnx", tmp_path, frames=8, precision="int8", calibration=tmp_path / "missing")
+    assert not any(tmp_path.iterdir())
+
+
+def test_accuracy_is_measured_on_labelled_rows_only() -> None:
+    ref = [np.array([[2.0, 1.0, 0.0]]), np.array([[0.0, 2.0, 1.0]]), np.array([[0.0, 1.0, 2.0]])]
+    cand = [np.array([[2.0, 1.0, 0.0]]), np.array([[2.0, 0.0, 1.0]]), np.array([[0.0, 1.0, 2.0]])]
+    report = compare_logits(ref, cand, [None, 1, 2])
+    assert report.reference_accuracy == 1.0 and report.accuracy == 0.5 and report.accuracy_drop == 0.5
+    from vmf_deploy.parity import ParityTolerance
+
+    failures = report.failures(ParityTolerance(max_rel_error=10, min_top1_agreement=0, max_accuracy_drop=0.01))
+    assert any("50.0 points below" in f for f in failures)
+    assert compare_logits(ref, cand).accuracy is None
+
+
+# ----- int8 exports of the trained fixture -------------------------------------------------------
+
+def _check_int8_manifest(result, size_fp32: int | None = None) -> dict:
+    manifest = json.loads(manifest_path(result.artifact).read_text())
+    assert manifest["artifact"]["precision"] == "int8"
+    assert result.artifact.name.endswith(f"-int8{result.artifact.suffix}")
+    q = manifest["export"]["quantization"]
+    assert q["calibration"]["source"] == "synthetic" and q["calibration"]["clips"] == 64
+    assert len(q["calibration"]["sha256"]) == 64
+    assert q["layer_errors"]["tensors"] > 0 and q["layer_errors"]["worst"][0]["module"]
+    parity = manifest["parity"]
+    assert parity["status"] == "passed" and parity["metrics"]["clips"] == 3 + 240
+    metrics = parity["metrics"]
+    assert metrics["reference_accuracy"] is not None and metrics["accuracy"] is not None  # labelled held-out clips
+    assert parity["clip_sources"][1]["labels_used"] is True
+    if size_fp32 is not None:
+        assert manifest["artifact"]["size_bytes"] < 0.5 * size_fp32
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def onnx_int8(trained_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The trained fixture exported to int8 ONNX, calibrated on 64 synthetic clips (once per module)."""
+    return export_model("560m", "onnx", tmp_path_factory.mktemp("onnx-int8"), checkpoint=trained_checkpoint,
+                        precision="int8", calibration="synthetic")
+
+
+def test_onnx_int8_from_the_trained_fixture_passes_the_int8_gate(onnx_int8, trained_export) -> None:
+    result = onnx_int8
+    manifest = _check_int8_manifest(result, trained_export("onnx").manifest["artifact"]["size_bytes"])
+    q = manifest["export"]["quantization"]
+    assert q["reduce_range"] is True and q["by_op"]["Conv"] == {"int8": 30, "fp32": 0}
+    assert q["fp32_nodes"]["op type Softmax"] == 17 and q["fp32_nodes"]["inside FrameDyReLU"] > 0
+    assert q["layer_errors"]["method"].startswith("onnxruntime qdq_loss_debug")
+    from vmf_deploy.bench.artifacts import artifact_precision
+    from vmf_deploy.cli.bench import COLUMNS, table_row
+
+    assert artifact_precision(result.artifact) == "int8"  # vmf-bench's precision column
+    row = {"backend": "onnxruntime-cpu", "variant": "560m", "status": "ok", "flops": None, "clips_per_s": None,
+           "latency_ms": None, "parity": None, "memory": None,
+           "artifact": {"size_bytes": 1, "precision": artifact_precision(result.artifact)}}
+    assert table_row(row)[COLUMNS.index("precision")] == "int8"
+    folder = result.artifact.parent
+    assert sorted(p.name for p in folder.iterdir()) == [result.artifact.name, result.artifact.name + ".labels.txt",
+                                                        manifest_path(result.artifact).name]
+
+
+def test_gate_refuses_int8_calibrated_on_black_videos_and_names_the_layers(trained_checkpoint: Path,
+                                                                            tmp_path: Path) -> None:
+    black = _videos(tmp_path / "black", 4, value=0, size=64)
+    out = tmp_path / "out"
+    with pytest.raises(ExportError) as info:
+        export_model("560m", "onnx", out, checkpoint=trained_checkpoint, precision="int8", calibration=black)
+    message = str(info.value)
+    assert "parity gate refused 560m-16f-int8.onnx" in message and "centered SQNR" in message
+    assert "Layers adding the most error (onnxruntime qdq_loss_debug" in message
+    worst = [line for line in message.splitlines() if line.startswith("  ")]
+    assert len(worst) == 5 and all(line.strip().startswith(("blocks.", "head", "stem")) for line in worst)
+    assert not out.exists()
+
+
+def test_executorch_int8_is_fully_delegated_int8_and_passes_the_gate(trained_checkpoint: Path, trained_export,
+                                                                     native_build_dir: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    result = export_model("560m", "executorch", tmp_path, checkpoint=trained_checkpoint, precision="int8",
+                          calibration="synthetic")
+    manifest = _check_int8_manifest(result, trained_export("executorch").manifest["artifact"]["size_bytes"])
+    delegation = manifest["export"]["delegation"]
+    assert delegation["compute_ops_delegated_pct"] == 100.0 and delegation["portable_ops"] == 0
+    q = manifest["export"]["quantization"]
+    assert q["by_op"]["aten.convolution"]["fp32"] == 0 and q["by_op"]["aten.convolution"]["int8"] > 0
+    assert q["by_op"]["aten.bmm"]["int8"] == 0  # attention products stay fp32
+    assert "blocks.0.mobile.act1" in q["fp32_module_paths"]
+    assert q["layer_errors"]["method"].startswith("torchao numeric debugger")
+    assert [name for name, _ in result.steps].count("quantize") == 1
+
+    # runtimes/ (vmf_run, the C++ Module API the apps use) runs the int8 .pte as the Python runtime does
+    from vmf_deploy.datasets.synthetic import gate_clips
+    from vmf_deploy.native_build import VMF_RUN_ENV
+    from vmf_deploy.runners import get_runner
+
+    monkeypatch.setenv(VMF_RUN_ENV, str(native_build_dir / "vmf_run"))
+    clips = gate_clips(tuple(manifest["input"]["shape"]), 3, seed=7)
+    outputs = []
+    for backend in ("executorch-xnnpack", "executorch-native"):
+        runner = get_runner(backend, threads=2)
+        runner.load(result.artifact)
+        outputs.append([runner.run(c) for c in clips])
+        runner.close()
+    for py, native in zip(*outputs):
+        assert np.abs(py - native).max() <= 1e-4 * np.abs(py).max()
+
+
+def test_coreml_int8_converts_and_says_what_was_not_run(trained_checkpoint: Path, tmp_path: Path) -> None:
+    # palettize8 takes the same path; tests/test_coreml_weights.py compresses with both schemes
+    result = export_model("560m", "coreml", tmp_path, checkpoint=trained_checkpoint, precision="int8")
+    manifest = json.loads(manifest_path(result.artifact).read_text())
+    q = manifest["export"]["quantization"]
+    assert manifest["artifact"]["precision"] == "int8" and q["compressed_weights"] > 0
+    assert q["runtime"] == "not run: Core ML needs macOS" and q["calibration"]["source"] is None
+    assert manifest["parity"]["status"] == "not run: CoreML runtime needs macOS"
+    assert manifest["parity"]["metrics"] is None
+
+
+# ----- layer-aligned numerics --------------------------------------------------------------------
+
+def test_numerics_aligns_onnx_blocks_with_pytorch(onnx_int8, trained_export, tmp_path: Path) -> None:
+    from vmf_deploy.numerics.cli import compare, main
+
+    fp32, int8 = trained_export("onnx").artifact, onnx_int8.artifact
+    report = compare(int8, fp32)
+    blocks = [row["block"] for row in report["blocks"]]
+    assert blocks == ["stem"] + [f"blocks.{i}" for i in range(8)] + ["logits"]
+    assert all(row["sqnr_db_1"] > 90 for row in report["blocks"])  # fp32 taps found the right tensors
+    assert all(5 < row["sqnr_db_0"] < 60 for row in report["blocks"])  # int8 noise, block by block
+    assert report["blocks"][0]["sqnr_db_0"] > report["blocks"][-2]["sqnr_db_0"]  # it accumulates
+    assert report["artifacts"][0]["precision"] == "int8"
+    assert main([str(int8), "--json", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["blocks"][-1]["block"] == "logits"
+
+
+@pytest.mark.slow
+def test_numerics_rebuilds_an_executorch_program_with_its_blocks(trained_checkpoint: Path, trained_export) -> None:
+    from vmf_deploy.numerics.cli import compare
+
+    report = compare(trained_export("executorch").artifact, None)
+    assert all(row["sqnr_db_0"] > 60 for row in report["blocks"])
+    assert report["artifacts"][0]["tapped_logits_db"] > 100
+
+
+def test_a_latency_only_recipe_keeps_everything_but_the_limits(tmp_path: Path) -> None:
+    from vmf_deploy.export.recipes import accept_any_parity
+
+    for target in ("onnx", "executorch", "coreml"):
+        default = load_recipe(get_target(target))
+        relaxed = load_recipe(get_target(target), accept_any_parity(get_target(target), "int8", tmp_path))
+        assert relaxed.options == default.options and relaxed.quantization == default.quantization
+        assert relaxed.tolerance("fp32") == default.tolerance("fp32")
+        assert relaxed.tolerance("int8").min_top1_agreement == 0.0 and relaxed.tolerance("int8").min_cosine == 0.0
