@@ -233,7 +233,8 @@ def _lower_onnx(model: torch.nn.Module, shape: tuple[int, ...], recipe: Recipe, 
 
 
 def _lower_executorch(model: torch.nn.Module, shape: tuple[int, ...], recipe: Recipe, fuse: bool, staged: Path,
-                      steps: _Steps, quant: QuantizationPlan | None = None) -> tuple[list[dict], dict | None, dict | None]:
+                      steps: _Steps, quant: QuantizationPlan | None = None
+                      ) -> tuple[list[dict], dict | None, dict | None]:
     if steps.progress:
         steps.progress("lower", None)
     quantize = None
@@ -259,8 +260,8 @@ def _lower_executorch(model: torch.nn.Module, shape: tuple[int, ...], recipe: Re
 
 
 def _lower_coreml(model: torch.nn.Module, shape: tuple[int, ...], recipe: Recipe, fuse: bool, staged: Path,
-                  steps: _Steps, precision: str, quant: QuantizationPlan | None = None) -> tuple[list[dict], dict | None,
-                                                                                               dict]:
+                  steps: _Steps, precision: str, quant: QuantizationPlan | None = None
+                  ) -> tuple[list[dict], dict | None, dict]:
     with steps("rewrite"):
         rewritten, applied = run_rewrites("coreml", "module", model, fuse=fuse)
     with steps("trace"):

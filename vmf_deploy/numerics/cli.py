@@ -57,7 +57,8 @@ def _side(path: Path, model, clip, reference: dict, work_dir: Path) -> tuple[dic
         own = runner.run(clip)
         runner.close()
         same = compare_logits([own], [outputs["logits"]]).sqnr_db
-        return outputs, {"rebuilt": str(tapped), "tapped_logits_db": same, "precision": manifest["artifact"]["precision"]}
+        return outputs, {"rebuilt": str(tapped), "tapped_logits_db": same,
+                         "precision": manifest["artifact"]["precision"]}
     raise ValueError(f"{path}: only .onnx and .pte artifacts can be tapped here (Core ML runs only on macOS)")
 
 

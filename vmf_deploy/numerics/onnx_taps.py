@@ -34,7 +34,8 @@ def _float_tensors(proto) -> list[tuple[str, int]]:  # noqa: ANN001 - onnx.Model
 
 def onnx_block_outputs(path: Path, clip: np.ndarray, reference: dict[str, np.ndarray],
                        threads: int = 2) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """``({block: output}, {block: tensor name})`` of the artifact at ``path`` on ``clip``, aligned with ``reference``."""
+    """``({block: output}, {block: tensor name})`` of the artifact at ``path`` on ``clip``, aligned with
+    ``reference``."""
     import onnx
     import onnxruntime as ort
 

@@ -111,7 +111,8 @@ def layer_diff(reference: torch.fx.GraphModule, converted: torch.fx.GraphModule,
             continue
         sqnr = min(values)
         rows.append((order.get(summary.ref_node_name, len(order)), LayerError(
-            tensor=summary.ref_node_name, node=summary.ref_node_name, op_type=summary.ref_node_name.rstrip("_0123456789"),
+            tensor=summary.ref_node_name, node=summary.ref_node_name,
+            op_type=summary.ref_node_name.rstrip("_0123456789"),
             module=summary.ref_module_stack, sqnr_db=sqnr if np.isfinite(sqnr) else 200.0, local_db=None)))
     return [row for _, row in sorted(rows, key=lambda r: r[0])]
 
@@ -125,7 +126,8 @@ def compute_precision(graph_module: torch.fx.GraphModule, compute_ops: Sequence[
 
     A compute op is int8 when both its inputs come from ``dequantize`` nodes and its output goes
     to a ``quantize`` node (the pattern XNNPACK fuses into an int8 kernel); an op that only
-    reads dequantized tensors (a ``bmm`` after a quantized ``linear``) runs in fp32. Returns ``{"compute_ops": {"int8", "fp32"}, "by_op": {op: {"int8", "fp32"}}}``.
+    reads dequantized tensors (a ``bmm`` after a quantized ``linear``) runs in fp32. Returns
+    ``{"compute_ops": {"int8", "fp32"}, "by_op": {op: {"int8", "fp32"}}}``.
     """
     by_op: dict[str, Counter] = {}
 
