@@ -142,6 +142,12 @@ def print_report(report: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 on success, 1 with a one-line error otherwise."""
     args = build_parser().parse_args(argv)
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notices
+    logging.getLogger("torchao").setLevel(logging.ERROR)  # import-time notices about unused CUDA kernels
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
     from ..export.errors import ExportError
     from ..manifest import ManifestError
 
