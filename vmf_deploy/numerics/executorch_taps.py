@@ -5,8 +5,11 @@ see, so the ``.pte`` itself cannot be tapped. Instead the program is rebuilt the
 says it was made (model source, frames, recipe, precision and, for int8, the same calibration
 clips: the same quantization ranges), with :class:`~vmf_deploy.numerics.taps.TappedModel` around
 the 4D frames model, and run in ExecuTorch's runtime. Extra outputs can change how XNNPACK fuses
-the ops at block boundaries, so a tapped int8 program's logits are compared with the artifact's
-own logits too (``tapped_logits_db`` in the report).
+the ops at block boundaries, so a tapped program's logits are compared with the artifact's own
+logits too (``tapped_logits_db`` in the report). Known failure: the tapped *int8* 560m program
+is refused by XNNPACK at load ("Failed to create StaticConstantPad node ... invalid_parameter",
+2026-12-03), which the tool reports as an error; int8 ``.pte`` files are diffed through the
+manifest's ``layer_errors`` (torchao's simulation) or their ONNX twin until that is solved.
 """
 
 from __future__ import annotations
@@ -57,8 +60,14 @@ def executorch_block_outputs(path: Path, names: list[str], clip: np.ndarray,
     """``{block: output}`` of a tapped program (:func:`rebuild_tapped`) on ``clip``, in the reference's layout."""
     from executorch.runtime import Runtime
 
-    method = Runtime.get().load_program(path).load_method("forward")
-    outputs = method.execute([torch.from_numpy(np.ascontiguousarray(clip, np.float32))])
+    try:
+        method = Runtime.get().load_program(path).load_method("forward")
+        outputs = method.execute([torch.from_numpy(np.ascontiguousarray(clip, np.float32))])
+    except RuntimeError as e:  # XNNPACK refuses a node of the rebuilt delegate at init
+        raise ValueError(f"ExecuTorch could not run {path.name}, the program rebuilt with its block outputs "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); the extra outputs "
+                         "changed what XNNPACK was given. Compare the ONNX export of the same model instead, or "
+                         "read the manifest's export.quantization.layer_errors (torchao's simulation)") from None
     arrays = [o.numpy() if isinstance(o, torch.Tensor) else np.asarray(o) for o in outputs]
     found = {LOGITS: arrays[0]}
     for name, array in zip(names, arrays[1:]):
