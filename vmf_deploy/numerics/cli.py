@@ -5,7 +5,8 @@ artifact's input shape, or ``--noise``): PyTorch fp32 (the model the manifest na
 and optionally OTHER. The output of the stem, of every block and the logits are compared:
 SQNR against PyTorch for each artifact, and between the two artifacts. ``.onnx`` artifacts are
 tapped as they are (:mod:`.onnx_taps`); ``.pte`` ones are rebuilt with their block outputs as
-program outputs (:mod:`.executorch_taps`, a minute or more). Works for fp32 and int8 artifacts.
+program outputs (:mod:`.executorch_taps`, a minute or more). ONNX: fp32 and int8; ``.pte``: fp32
+(XNNPACK refuses the rebuilt int8 560m program at load, reported as an error).
 
     python -m vmf_deploy.numerics artifacts/560m-16f-int8.onnx
     python -m vmf_deploy.numerics artifacts/560m-16f-int8.pte artifacts/560m-16f-int8.onnx --json diff.json
