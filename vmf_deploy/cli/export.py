@@ -8,10 +8,11 @@ Without --checkpoint the deterministic seeded init (seed 0) is exported.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # heavy imports (torch, exporters) happen after argument parsing
     from rich.console import Console
@@ -19,6 +20,8 @@ if TYPE_CHECKING:  # heavy imports (torch, exporters) happen after argument pars
     from vmf_deploy.export.pipeline import ExportResult
 
 PROG = "vmf-export"
+LOG_NAME = "vmf-export.log"
+"""The third-party output of a run, in the output directory."""
 TARGET_CHOICES = ("onnx", "executorch", "coreml", "all")
 
 
@@ -54,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "(one target at a time)")
     parser.add_argument("--no-fuse", action="store_true", help="apply only the rewrites a target requires")
     parser.add_argument("--force", action="store_true", help="overwrite existing artifacts")
+    parser.add_argument("--jobs", type=int, metavar="N",
+                        help="exports run at once, each in its own process (default: one per core, as many as the "
+                             "free memory allows); 1 runs them one after another in this process")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the libraries' own output (deprecation notices, runtime logs) on the console; "
+                             "by default it goes to vmf-export.log in the output directory")
     return parser
 
 
@@ -81,27 +90,28 @@ def _delegation_cell(manifest: dict) -> str:
     return f"{d['compute_ops_delegated_pct']:.0f}% compute, {d['portable_ops']} portable ops"
 
 
-def _export_one(console: Console, variant: str, target: str, args: argparse.Namespace) -> ExportResult:
-    """Run one export with a spinner for the current step and a line per finished step."""
-    from vmf_deploy.export.pipeline import export_model
+class _StepPrinter:
+    """Prints a line per finished step (under a header per export) and the running steps in a spinner."""
 
-    console.print(f"[bold]{variant} → {target}[/bold]")
-    status = console.status("")
-    status.start()
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.status = console.status("")
+        self.running: dict[tuple[str, str], str] = {}
+        self.last: tuple[str, str] | None = None
 
-    def progress(step: str, seconds: float | None) -> None:
+    def __call__(self, cell: tuple[str, str], step: str, seconds: float | None) -> None:
         if seconds is None:
-            status.update(f"  {step} …")
+            self.running[cell] = step
         else:
-            console.print(f"  [green]✓[/green] {step:<10} {seconds:7.2f} s")
+            if cell != self.last:
+                self.console.print(f"[bold]{cell[0]} → {cell[1]}[/bold]")
+                self.last = cell
+            self.console.print(f"  [green]✓[/green] {step:<10} {seconds:7.2f} s")
+        self.status.update("; ".join(f"{v} → {t}: {s} …" for (v, t), s in self.running.items()))
 
-    try:
-        return export_model(variant, target, args.out, checkpoint=args.checkpoint, frames=args.frames,
-                            precision=args.precision, recipe_path=args.recipe, fuse=not args.no_fuse,
-                            force=args.force, progress=progress, calibration=args.calibration,
-                            calibration_clips=args.calibration_clips)
-    finally:
-        status.stop()
+    def done(self, cell: tuple[str, str]) -> None:
+        """Forget a finished export's running step."""
+        self.running.pop(cell, None)
 
 
 def _summary(console: Console, rows: list[tuple[str, str, ExportResult | str]]) -> None:
@@ -130,19 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # --help (0) or a usage error (2), already printed by argparse
         return int(e.code or 0)
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notices, not user errors
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    # torchao logs "Failed to load ..._C_mxfp8...so" and "Detected no triton" at import (optional CUDA
-    # kernels this CPU export never uses); torch's pytree logs a KernelPreference deprecation for it
-    logging.getLogger("torchao").setLevel(logging.ERROR)
-    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
     from rich.console import Console
 
     from vmf_deploy.cli.common import resolve_variants
-    from vmf_deploy.export.errors import ExportError
     from vmf_deploy.export.targets import resolve_targets
     from vmf_deploy.models import ConfigError
 
@@ -161,23 +161,80 @@ def main(argv: list[str] | None = None) -> int:
         return error("--checkpoint holds one variant: pass --variant NAME with it, not 'all'")
     if args.recipe is not None and len(targets) > 1:
         return error("--recipe is the recipe of one target: pass --target NAME with it, not 'all'")
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    if args.jobs is not None and args.jobs < 1:
+        return error(f"--jobs must be a positive integer, got {args.jobs}")
+    if args.verbose:
+        return _run(args, variants, targets, sys.stdout, sys.stderr)
+    from vmf_deploy.cli.quiet import count_lines, third_party_output_to
+
+    log = _log_path()
+    with third_party_output_to(log) as (out, err_stream):
+        code = _run(args, variants, targets, out, err_stream)
+    kept = _keep_log(log, args.out)
+    if kept is not None:
+        Console(highlight=False, soft_wrap=True).print(
+            f"the libraries' own output ({count_lines(kept)} lines) is in {kept}; --verbose shows it here",
+            markup=False)
+    return code
+
+
+def _log_path() -> Path:
+    """A fresh temp file for the third-party output (moved into the output directory at the end)."""
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix="vmf-export-", suffix=".log")
+    os.close(fd)
+    return Path(name)
+
+
+def _keep_log(log: Path, out_dir: Path) -> Path | None:
+    """Move the log into the output directory when it exists; else keep it where it is. None when it is empty."""
+    from vmf_deploy.cli.quiet import count_lines
+
+    if not count_lines(log):
+        log.unlink(missing_ok=True)
+        return None
+    if out_dir.is_dir():
+        import shutil
+
+        try:
+            return Path(shutil.move(str(log), out_dir / LOG_NAME))
+        except OSError:
+            return log
+    return log
+
+
+def _run(args: argparse.Namespace, variants: list[str], targets: list[str], out_stream: TextIO,
+         err_stream: TextIO) -> int:
+    """Run the exports, print their steps and the summary; the streams are the console's."""
+    from rich.console import Console
+
+    from vmf_deploy.export.parallel import default_jobs, run_exports
+
+    console = Console(file=out_stream, highlight=False, width=None if out_stream.isatty() else 140)
+    err = Console(file=err_stream, stderr=True, highlight=False, soft_wrap=True)
     if args.checkpoint is None:
         console.print("note: no --checkpoint given: exporting the deterministic seeded init (seed 0), "
                       "whose predictions are meaningless; the manifest records source kind 'seeded-init'.")
-    rows: list[tuple[str, str, ExportResult | str]] = []
+    cells = [(variant, target) for variant in variants for target in targets]
+    jobs = args.jobs or default_jobs(len(cells))
+    if jobs > 1 and len(cells) > 1:
+        console.print(f"running {min(jobs, len(cells))} exports at once, each in its own process (--jobs)")
+    options = {"out_dir": args.out, "checkpoint": args.checkpoint, "frames": args.frames,
+               "precision": args.precision, "recipe_path": args.recipe, "fuse": not args.no_fuse,
+               "force": args.force, "calibration": args.calibration, "calibration_clips": args.calibration_clips}
+    printer = _StepPrinter(console)
     started = time.perf_counter()
-    for variant in variants:
-        for target in targets:
-            try:
-                rows.append((variant, target, _export_one(console, variant, target, args)))
-            except ExportError as e:
-                error(str(e))
-                rows.append((variant, target, "failed"))
-            except Exception as e:  # a bug, not a user error: still one paragraph, no traceback
-                error(f"unexpected {type(e).__name__} while exporting {variant} to {target}: {e}. This is a bug "
-                      "in vmf-export: please report it with the command line you ran.")
-                rows.append((variant, target, "failed"))
+    printer.status.start()
+    try:
+        outcomes = run_exports(cells, options, jobs, on_step=printer)
+    finally:
+        printer.status.stop()
+    rows: list[tuple[str, str, ExportResult | str]] = []
+    for outcome in outcomes:
+        if outcome.error is not None:
+            err.print(f"{PROG}: error: {outcome.error}", markup=False)
+        rows.append((*outcome.cell, outcome.result if outcome.result is not None else "failed"))
     _summary(console, rows)
     failed = sum(isinstance(r, str) for _, _, r in rows)
     console.print(f"{len(rows) - failed} of {len(rows)} export(s) passed in {time.perf_counter() - started:.1f} s")

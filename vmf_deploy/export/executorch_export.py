@@ -168,6 +168,11 @@ def _hardsigmoid_with_scalars(x: torch.Tensor) -> torch.Tensor:
 _SCALAR_DECOMPOSITIONS = {torch.ops.aten.hardsigmoid.default: _hardsigmoid_with_scalars}
 
 
+def _calls_any(exported: Any, ops: dict) -> bool:
+    """Whether the captured graph calls one of ``ops`` (the frames rewrites avoid ``hardsigmoid``; others may not)."""
+    return any(node.op == "call_function" and node.target in ops for node in exported.graph_module.graph.nodes)
+
+
 Quantize = Callable[[Any, torch.Tensor], Any]
 """``(exported program of the rewritten model, example) → quantized exported program`` (PT2E)."""
 
@@ -219,7 +224,8 @@ def lower_to_executorch(model: nn.Module, example: torch.Tensor, recipe: Any, fu
         exported = quantize(exported, example)
         seconds["quantize"] = time.perf_counter() - start
         start = time.perf_counter()
-    exported = exported.run_decompositions(_SCALAR_DECOMPOSITIONS)
+    if _calls_any(exported, _SCALAR_DECOMPOSITIONS):  # a full re-trace: 5 s on 560m, so only when needed
+        exported = exported.run_decompositions(_SCALAR_DECOMPOSITIONS)
     seconds["export"] = seconds.get("export", 0.0) + time.perf_counter() - start
 
     start = time.perf_counter()

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .dyrelu_fusion import FusedFrameDyReLU, FusedTokenDyReLU
+from .frame_layers import hard_sigmoid
 from .frames_to_batch import register_frame_converter
 from .stem_fusion import FusedStem
 
@@ -49,8 +50,8 @@ class FrameFusedDyReLU(nn.Module):
         tok = self.token_fc(token0)
         tok = tok.reshape(batch, 1, -1) if tok.dim() == 2 else tok
         hidden = F.relu((F.linear(pooled, self.w_pool).reshape(batch, t, -1) + tok).reshape(bt, -1))
-        a2 = (F.hardsigmoid(F.linear(hidden, self.w_half0, self.b_half0))
-              + F.hardsigmoid(F.linear(hidden, self.w_half1, self.b_half1)) - 1.0)
+        a2 = (hard_sigmoid(F.linear(hidden, self.w_half0, self.b_half0))
+              + hard_sigmoid(F.linear(hidden, self.w_half1, self.b_half1)) - 1.0)
         return F.relu(x) + a2.reshape(bt, c, 1, 1) * x
 
 
@@ -67,7 +68,7 @@ class FrameFusedTokenDyReLU(nn.Module):
             token0 = token0[:, 0:1].reshape(token0.shape[0], token0.shape[2])
         bt, c, h, w = x.shape
         hidden = F.relu(self.fc1(token0))
-        a2 = F.hardsigmoid(self.half0(hidden)) + F.hardsigmoid(self.half1(hidden)) - 1.0
+        a2 = hard_sigmoid(self.half0(hidden)) + hard_sigmoid(self.half1(hidden)) - 1.0
         frames = x.reshape(batch, bt // batch, c, h * w)
         return (F.relu(frames) + a2.reshape(batch, 1, c, 1) * frames).reshape(bt, c, h, w)
 

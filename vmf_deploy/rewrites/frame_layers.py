@@ -216,6 +216,16 @@ class DelegableLayerNorm(nn.Module):
         return y
 
 
+def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """``relu6(x + 3) / 6``, ATen's hardsigmoid formula, with Python-scalar constants.
+
+    ``F.hardsigmoid``'s default decomposition lifts its constants as 0-d tensors, which
+    ExecuTorch converts in portable kernels at every run; written this way the captured
+    graph holds no ``hardsigmoid`` and the lowering needs no extra decomposition pass.
+    """
+    return F.hardtanh(x + 3.0, 0.0, 6.0) / 6.0
+
+
 def mean_over_frames(x: torch.Tensor, batch: int) -> torch.Tensor:
     """Mean over frames of per-frame vectors ``(B*T, D)`` → ``(B, D)``, as a 4D mean."""
     bt, d = x.shape

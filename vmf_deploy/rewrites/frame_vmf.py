@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import layers as L
-from .frame_layers import FrameRepeat, bmm, clip_to_frames, first_token_of, global_mean, mean_over_frames
+from .frame_layers import FrameRepeat, bmm, clip_to_frames, first_token_of, global_mean, hard_sigmoid, mean_over_frames
 
 
 class FrameMobileToFormer(nn.Module):
@@ -129,12 +129,6 @@ class FrameFormer(nn.Module):
         out = bmm(attn, kv).transpose(1, 2).reshape(b, m, d)
         tokens = self.norm1(tokens + self.proj(out))
         return self.norm2(tokens + self.ffn(tokens))
-
-
-def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
-    """``relu6(x + 3) / 6``, ATen's hardsigmoid formula, with scalar constants (its decomposition lifts
-    tensor constants that ExecuTorch would convert in portable kernels at every run)."""
-    return F.hardtanh(x + 3.0, 0.0, 6.0) / 6.0
 
 
 def _split_coefficients(s: torch.Tensor, channels: int) -> torch.Tensor:
