@@ -2,7 +2,9 @@
 
 The end-to-end test runs the real CLI in a fresh process (the noise comes from native code
 writing to file descriptor 2, which an in-process capture would not see), to every target,
-with the default ``--jobs`` (two processes on a 2-core machine).
+with the default ``--jobs`` (two processes on a 2-core machine). It exports mobile3d-560m:
+the noise comes from the libraries (their imports, the ExecuTorch runtime's CPU probe), not
+from the model, and its ExecuTorch lowering takes 15 s instead of 560m's 70 s.
 """
 
 from __future__ import annotations
@@ -57,10 +59,11 @@ def test_third_party_output_is_captured_from_python_native_code_and_children(tmp
 
 
 def test_export_all_targets_prints_only_its_own_lines(tmp_path: Path) -> None:
-    checkpoint = tmp_path / "560m.safetensors"
-    vmf_deploy.save_checkpoint(vmf_deploy.build_seeded_model("560m", seed=1), checkpoint)
+    checkpoint = tmp_path / "mobile3d-560m.safetensors"
+    vmf_deploy.save_checkpoint(vmf_deploy.build_seeded_model("mobile3d-560m", seed=1), checkpoint)
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "vmf_deploy.cli.export", "--variant", "560m", "--target", "all",
+    done = subprocess.run([sys.executable, "-m", "vmf_deploy.cli.export", "--variant", "mobile3d-560m",
+                           "--target", "all",
                            "--frames", "4", "--checkpoint", str(checkpoint), "--out", str(out)],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -72,7 +75,7 @@ def test_export_all_targets_prints_only_its_own_lines(tmp_path: Path) -> None:
     log = out / "vmf-export.log"
     # the noise the issue names was produced, and went to the log instead of the console
     text = log.read_text()
-    assert "cpuinfo" in text or "Failed to load" in text or "Warning" in text, text[:2000]
+    assert "cpuinfo" in text or "Failed to load" in text, text[:2000]
     assert f"is in {log}" in done.stdout
 
 
