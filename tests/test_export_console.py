@@ -49,7 +49,8 @@ def test_third_party_output_is_captured_from_python_native_code_and_children(tmp
             subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('noise-child\\\\n')"], check=True)
         print("after")
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "own-out\nafter\n"
     assert done.stderr == "own-err\n"
@@ -65,7 +66,7 @@ def test_export_all_targets_prints_only_its_own_lines(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "vmf_deploy.cli.export", "--variant", "mobile3d-560m",
                            "--target", "all",
                            "--frames", "4", "--checkpoint", str(checkpoint), "--out", str(out)],
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stderr == ""
     foreign = [line for line in done.stdout.splitlines()

@@ -56,11 +56,22 @@ class ExportOutcome:
 def default_jobs(exports: int) -> int:
     """How many exports to run at once: one per core, as many as the free memory allows, at most ``exports``."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(exports, cores, _available_memory() // JOB_MEMORY_BYTES))
+
+
+def _available_memory() -> int:
+    """Bytes the kernel can give without swapping (``MemAvailable``: free plus reclaimable cache)."""
     try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):
-        free = JOB_MEMORY_BYTES
-    return max(1, min(exports, cores, free // JOB_MEMORY_BYTES))
+        return JOB_MEMORY_BYTES
 
 
 def _run_one(cell: Cell, options: dict, on_step: StepEvent | None) -> ExportOutcome:
