@@ -103,15 +103,12 @@ class _StepPrinter:
         if seconds is None:
             self.running[cell] = step
         else:
+            self.running.pop(cell, None)
             if cell != self.last:
                 self.console.print(f"[bold]{cell[0]} → {cell[1]}[/bold]")
                 self.last = cell
             self.console.print(f"  [green]✓[/green] {step:<10} {seconds:7.2f} s")
         self.status.update("; ".join(f"{v} → {t}: {s} …" for (v, t), s in self.running.items()))
-
-    def done(self, cell: tuple[str, str]) -> None:
-        """Forget a finished export's running step."""
-        self.running.pop(cell, None)
 
 
 def _summary(console: Console, rows: list[tuple[str, str, ExportResult | str]]) -> None:
