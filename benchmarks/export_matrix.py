@@ -24,6 +24,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vmf_deploy.bench.machine import cpu_model, isa_flags
 from vmf_deploy.export.parallel import ExportOutcome, default_jobs, run_exports
 
 RESULTS = Path(__file__).resolve().parent / "results" / "export_matrix.json"
@@ -35,18 +36,8 @@ MATRIX_TARGET_S = 300.0
 
 def machine() -> dict:
     """What the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
-    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if f in flags]
-    return {"cpu": cpu, "isa": isa, "cores": os.cpu_count(), "os": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version()}
+    return {"cpu": cpu_model(), "isa": isa_flags(), "cores": os.cpu_count(),
+            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
 
 
 def graph_nodes(manifest: dict) -> int | None:
@@ -108,8 +99,8 @@ def steps_text(row: dict) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     """The matrix as a Markdown table (for the README and docs/export.md)."""
-    lines = ["| variant | target | status | time (≤ 60 s?) | steps (s) | nodes | size | peak RSS "
-             "| parity vs PyTorch fp32 |",
+    lines = [("| variant | target | status | time (≤ 60 s?) | steps (s) | nodes | size | peak RSS "
+              "| parity vs PyTorch fp32 |"),
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         size = f"{r['size_bytes'] / 2**20:.1f} MiB" if "size_bytes" in r else "—"

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from vmf_deploy.bench.machine import cpu_model
 from vmf_deploy.export import coreml_export, executorch_export, onnx_export
 from vmf_deploy.export.recipes import load_recipe
 from vmf_deploy.export.targets import get_target
@@ -65,18 +66,25 @@ PHASES: dict[str, list[tuple[str, str, str]]] = {
 """Per target: (phase, file suffix, function) whose cumulative time is the phase's."""
 
 
-def count_nodes(target: str, variant: str, frames: int) -> int:
-    """Call nodes of the graph ``target``'s exporter captures for ``variant`` at ``frames`` frames."""
+def _seeded(variant: str, frames: int) -> tuple[torch.nn.Module, tuple[int, ...]]:
+    """The seeded init of ``variant`` at ``frames`` frames (eval mode) and its input shape."""
     model = build_seeded_model(variant, seed=0, frames=frames).eval()
     shape = tuple(model.cfg.input_shape)
-    model.example_input_shape = shape
+    model.example_input_shape = shape  # the static shape the frames rewrites size themselves for
+    return model, shape
+
+
+def count_nodes(target: str, variant: str, frames: int) -> int:
+    """Call nodes of the graph ``target``'s exporter captures for ``variant`` at ``frames`` frames."""
+    model, shape = _seeded(variant, frames)
+    recipe = load_recipe(get_target(target), None)
     rewritten, _ = run_rewrites(target, "module", copy.deepcopy(model), fuse=True)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         if target == "onnx":
-            return len(onnx_export.trace_to_onnx(rewritten, shape, 18, Path("export/onnx.toml")).graph.node)
+            return len(onnx_export.trace_to_onnx(rewritten, shape, recipe.options["opset"], recipe.path).graph.node)
         if target == "coreml":
-            program = coreml_export.capture(rewritten, shape, Path("export/coreml.toml"))
+            program = coreml_export.capture(rewritten, shape, recipe.path)
         else:
             program = torch.export.export(rewritten, (torch.zeros(shape),), strict=False)
     return sum(node.op == "call_function" for node in program.graph.nodes)
@@ -84,8 +92,7 @@ def count_nodes(target: str, variant: str, frames: int) -> int:
 
 def lower(target: str, variant: str, frames: int) -> None:
     """Run ``target``'s lowering of ``variant`` (the export pipeline's steps, without the gate)."""
-    model = build_seeded_model(variant, seed=0, frames=frames).eval()
-    shape = tuple(model.cfg.input_shape)
+    model, shape = _seeded(variant, frames)
     recipe = load_recipe(get_target(target), None)
     if target == "executorch":
         executorch_export.lower_to_executorch(model, torch.zeros(shape), recipe)
@@ -134,8 +141,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     record = json.loads(args.json.read_text()) if args.json.exists() else {"benchmark": "export_profile"}
-    record["cpu"] = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                          if line.startswith("model name")), "unknown")
+    record["cpu"] = cpu_model()
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if args.profile:
         result = profile(args.profile, args.variant, args.frames[0])

@@ -24,16 +24,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vmf_deploy.bench.machine import cpu_model
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "quickstart_time.json"
-
-
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def time_setup() -> float:
@@ -70,7 +64,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
     record = {"benchmark": "quickstart_time", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "cpu": cpu_name()}
+              "cpu": cpu_model()}
     if args.setup:
         record["setup_seconds"] = round(time_setup(), 1)
         print(f"setup (venv + pip install -e '.[all]'): {record['setup_seconds']:.0f} s", flush=True)
