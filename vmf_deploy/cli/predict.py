@@ -3,7 +3,8 @@
 Exit codes: 0 every video was predicted; 1 at least one video failed (each failure
 is reported, the others are still predicted); 2 usage error (bad arguments, no
 video found in a directory, unwritable --json path); 3 the model could not be
-loaded (manifest, artifact hash, checkpoint, labels or backend).
+loaded (manifest, artifact hash, checkpoint, labels or backend); 4 with ``--engine ray``,
+Ray could not be reached or the job failed (finished rows are kept: rerun with --resume).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from .common import fail
 
-EXIT_OK, EXIT_VIDEO_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
+EXIT_OK, EXIT_VIDEO_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_RAY = 0, 1, 2, 3, 4
 PROG = "vmf-predict"
 
 
@@ -27,9 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Predict the top-k classes of videos with an exported artifact (its manifest gives "
         "preprocessing and labels) or a PyTorch variant (a checkpoint's class names, else Kinetics-400).",
-        epilog="exit codes: 0 all videos predicted, 1 some video failed, 2 usage error, 3 model could not be loaded")
+        epilog="exit codes: 0 all videos predicted, 1 some video failed, 2 usage error, 3 model could not be "
+        "loaded, 4 the Ray job failed (--engine ray)")
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, or directories (every video in "
-                        "them, sorted by name)")
+                        "them, sorted by name); with --engine ray also glob patterns, .txt/.csv/.parquet path "
+                        "lists and URIs pyarrow opens (docs/ray.md)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--artifact", type=Path, help="exported artifact (.onnx, .pte, .mlpackage) with its "
                         ".manifest.json beside it")
@@ -46,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="intra-op threads of the backend (default: its own)")
     parser.add_argument("--allow-partial", action="store_true", help="predict on the decodable part of truncated "
                         "or corrupt videos instead of failing them")
+    from .predict_ray import add_ray_arguments
+
+    add_ray_arguments(parser)
     return parser
 
 
@@ -89,6 +95,9 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
             parser.error(f"--{name} must be a positive integer, got {value}")
     if args.json and args.json != "-" and not Path(args.json).resolve().parent.is_dir():
         parser.error(f"--json {args.json}: its directory does not exist; create it first")
+    from .predict_ray import check_ray_args
+
+    check_ray_args(args, parser)
 
 
 def load_predictor(args: argparse.Namespace) -> "object":
@@ -179,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_args(args, parser)
+    if args.engine == "ray":
+        from .predict_ray import run_ray
+
+        return run_ray(args)
     videos = expand_videos(args.videos)
     console = Console(stderr=args.json == "-", highlight=False, width=None if sys.stdout.isatty() else 120)
     t0 = time.perf_counter()

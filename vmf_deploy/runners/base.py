@@ -31,6 +31,7 @@ class Runner(ABC):
     name: str = ""
     artifact_suffix: str | None = None
     export_target: str | None = None  # the vmf-export --target that produces its artifact
+    uses_gpu: bool = False  # runs on a CUDA device (a Ray actor running it asks for one GPU)
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads

@@ -35,6 +35,7 @@ class OnnxRuntimeCUDARunner(OnnxRuntimeCPURunner):
     """ONNX Runtime with the CUDA execution provider (fp32, TF32 off)."""
 
     name = "onnxruntime-cuda"
+    uses_gpu = True
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     memory_pattern = True  # onnxruntime's default: the CPU measurement that turned it off does not carry over
 

@@ -18,6 +18,7 @@ class TorchCUDARunner(Runner):
     """
 
     name = "torch-cuda"
+    uses_gpu = True
     artifact_suffix = ".safetensors"
 
     def __init__(self, threads: int | None = None, model: torch.nn.Module | None = None) -> None:
