@@ -3,21 +3,24 @@ loop's top-5, resume after an interruption without redoing work, and a killed in
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import video_factory as vf
 
-pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+from vmf_deploy.batch import results as results_module
+from vmf_deploy.cli.predict import EXIT_VIDEO_FAILED, main
 
-from vmf_deploy.batch import results as results_module  # noqa: E402
-from vmf_deploy.cli.predict import EXIT_VIDEO_FAILED, main  # noqa: E402
-
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray Data's own, about its own options
+pytestmark = [pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="the ray extra is not installed "
+                                 "(pip install -e '.[ray]')"),
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]  # Ray Data's own, about its own options
 
 GOOD = 10
 CORRUPT = {"x_cut.avi": "truncated", "y_noise.mp4": "not-a-video"}
@@ -25,13 +28,15 @@ CORRUPT = {"x_cut.avi": "truncated", "y_noise.mp4": "not-a-video"}
 
 @pytest.fixture(scope="module")
 def ray_session():
-    """One local Ray for the module (the CLI joins it instead of starting its own), shut down at the end."""
-    import ray
-
+    """One local, loopback-only Ray for the module (the CLI joins it), shut down at the end; yields its address."""
     from vmf_deploy.batch.ray_engine import connect
 
-    connect(None, num_cpus=3)
-    yield
+    connect(None, num_cpus=3)  # before anything imports ray: the loopback setting is read at import
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
+    assert address.startswith("127.0.0.1:"), address
+    yield address
     ray.shutdown()
 
 
@@ -175,3 +180,20 @@ def test_a_killed_inference_actor_is_restarted_and_every_path_comes_once(ray_ses
     rows = read_results(out)
     assert [r["path"] for r in rows] == paths
     assert sum(r["ok"] for r in rows) == GOOD
+
+
+def test_address_joins_a_running_ray_with_a_path_list_and_nothing_but_its_own_lines_on_the_console(
+        ray_session, library, artifact, tmp_path):
+    listed = [library / "clip01.avi", library / "day2" / "clip02.avi", library / "x_cut.avi"]
+    (tmp_path / "videos.txt").write_text("# three of them\n" + "\n".join(map(str, listed)) + "\n")
+    out = tmp_path / "results.parquet"
+    run = subprocess.run([sys.executable, "-m", "vmf_deploy.cli.predict", str(tmp_path / "videos.txt"), "--engine",
+                          "ray", "--address", ray_session, "--artifact", str(artifact), "--out", str(out)],
+                         check=False, capture_output=True, text=True, timeout=300)
+    assert run.returncode == EXIT_VIDEO_FAILED, run.stderr
+    assert run.stderr == ""
+    lines = [line for line in run.stdout.splitlines() if line.strip()]
+    assert lines[0] == "3 videos" and lines[1].startswith("model: 560m") and len(lines) == 4, run.stdout
+    assert lines[2].startswith(f"✗ {library / 'x_cut.avi'}  truncated: ")
+    assert lines[3] == f"2 of 3 videos predicted, 1 failed → {out}"
+    assert [r["path"] for r in read_results(out)] == list(map(str, listed))

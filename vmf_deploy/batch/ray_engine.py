@@ -65,10 +65,11 @@ def connect(address: str | None, num_cpus: int) -> bool:
     """Start a local Ray (``address`` None: loopback, no dashboard, quiet) or join the cluster at ``address``.
 
     Returns True when this call started or joined Ray (the caller then calls ``ray.shutdown()``);
-    False when this process was already connected.
+    False when this process was already connected. Loopback-only needs this call to be the first
+    import of Ray in the process.
     """
-    if address is None:
-        os.environ.setdefault(LOOPBACK_ENV, "0")
+    if address is None or address.split("://")[-1].rsplit(":", 1)[0] in ("127.0.0.1", "localhost"):
+        os.environ.setdefault(LOOPBACK_ENV, "0")  # a Ray on this machine's loopback; read when Ray is imported
     import ray
 
     if ray.is_initialized():
@@ -176,11 +177,12 @@ class InferenceActor:
 
 
 def predict_paths(paths: list[str], model: ModelRef, spec: PreprocessSpec, on_rows: Callable[[list[dict]], None], *,
-                  topk: int, keep_logits: bool, allow_partial: bool, workers: int, actors: int,
+                  topk: int, keep_logits: bool, allow_partial: bool, workers: int | None, actors: int,
                   use_gpu: bool) -> None:
     """Run every path through decode tasks and inference actors; hand each finished block of rows to ``on_rows``.
 
-    Needs a connected Ray (:func:`connect`). Raises :class:`RayEngineError` when the job itself fails.
+    ``workers`` caps the decode tasks running at once (None: as many as free CPUs allow). Needs a
+    connected Ray (:func:`connect`). Raises :class:`RayEngineError` when the job itself fails.
     """
     import ray
     from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy

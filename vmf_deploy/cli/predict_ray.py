@@ -22,8 +22,8 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
                        "after another (default); ray: decode tasks and inference actors on Ray Data")
     group.add_argument("--address", help="join the Ray cluster at ADDR (e.g. ray://head:10001 or head:6379); "
                        "default: start Ray on this machine")
-    group.add_argument("--workers", type=int, help="decode/preprocess tasks running at once (default: the cores "
-                       "left after the inference actors, at least 1)")
+    group.add_argument("--workers", type=int, help="decode/preprocess tasks running at once (default: as many as "
+                       "the free CPUs allow; a local Ray gets the cores left after the actors, at least 1)")
     group.add_argument("--actors", type=int, default=1, help="inference actors, each with its own loaded model "
                        "(default 1)")
     group.add_argument("--out", type=Path, help="result file: .parquet, or .jsonl for JSON Lines (one row a video)")
@@ -153,15 +153,15 @@ def _run_on_ray(args: argparse.Namespace, todo: list[str], model: object, spec: 
     from .predict import EXIT_RAY
     from .quiet import count_lines, third_party_output_to
 
-    actors = args.actors
-    workers = args.workers or max(1, (os.cpu_count() or 1) - actors)
+    actors, workers = args.actors, args.workers
+    local_cpus = (workers or max(1, (os.cpu_count() or 1) - actors)) + actors
     log = args.out.with_name(args.out.name + ".ray.log")
     uses_gpu = args.backend is not None and runner_class(args.backend).uses_gpu
     console_file = console.file
     with third_party_output_to(log) as (out, _err):
         console.file = out
         try:
-            started = connect(args.address, workers + actors)
+            started = connect(args.address, local_cpus)
         except RayEngineError as e:
             console.print(f"{PROG}: error: {e}")
             return EXIT_RAY
