@@ -16,7 +16,7 @@ import pytest
 import video_factory as vf
 
 from vmf_deploy.batch import results as results_module
-from vmf_deploy.cli.predict import EXIT_VIDEO_FAILED, main
+from vmf_deploy.cli.predict import EXIT_RAY, EXIT_VIDEO_FAILED, main
 
 pytestmark = [pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="the ray extra is not installed "
                                  "(pip install -e '.[ray]')"),
@@ -156,6 +156,17 @@ def test_resume_after_an_interrupted_run_does_no_work_twice(ray_session, library
     assert asked == [] and read_results(out) == rows
 
 
+def test_a_job_that_returns_too_few_rows_writes_no_results_and_keeps_what_it_returned(ray_session, library, artifact,
+                                                                                      tmp_path, monkeypatch, capsys):
+    from vmf_deploy.batch import ray_engine
+
+    original = ray_engine.predict_paths
+    monkeypatch.setattr(ray_engine, "predict_paths", lambda paths, *a, **k: original(paths[:2], *a, **k))
+    out = tmp_path / "results.parquet"
+    assert main(ray_args(library, artifact, out)) == EXIT_RAY
+    assert "returned no row for 10 of 12 videos" in capsys.readouterr().out
+    assert not out.exists() and len(results_module.read_journal(out)) == 2
+
 def test_a_killed_inference_actor_is_restarted_and_every_path_comes_once(ray_session, library, artifact, tmp_path,
                                                                          monkeypatch, journalled):
     import psutil
@@ -197,3 +208,23 @@ def test_address_joins_a_running_ray_with_a_path_list_and_nothing_but_its_own_li
     assert lines[2].startswith(f"✗ {library / 'x_cut.avi'}  truncated: ")
     assert lines[3] == f"2 of 3 videos predicted, 1 failed → {out}"
     assert [r["path"] for r in read_results(out)] == list(map(str, listed))
+
+
+def test_executorch_artifacts_run_in_the_actors_too(ray_session, library, shared_export, tmp_path):
+    from vmf_deploy.predict import Predictor
+    from vmf_deploy.runners import runner_class
+
+    reason = runner_class("executorch-xnnpack").availability()
+    if reason:
+        pytest.skip(reason)
+    pte = shared_export("560m", "executorch", 16).artifact  # the one test_predict_backends reads
+    out = tmp_path / "results.parquet"
+    assert main([f"{library}/**/clip0[34]*", "--engine", "ray", "--artifact", str(pte), "--out", str(out)]) == 0
+    rows = read_results(out)
+    plain = Predictor.from_artifact(pte)
+    assert [Path(r["path"]).name for r in rows] == ["clip03.mp4", "clip04.avi"]
+    for row in rows:
+        record = plain.predict(row["path"], 5).to_record()
+        assert row["top_indices"] == [t["index"] for t in record["top"]]
+        np.testing.assert_allclose(row["top_scores"], [t["score"] for t in record["top"]], rtol=1e-5, atol=1e-7)
+    plain.close()

@@ -35,11 +35,6 @@ def record_row(record: dict, keep_logits: bool) -> dict:
     return row
 
 
-def error_row(path: str, kind: str, message: str) -> dict:
-    """The row of a video that failed before it had a record."""
-    return record_row({"video": path, "ok": False, "error": {"kind": kind, "message": message}}, keep_logits=False)
-
-
 def arrow_schema() -> object:
     """The ``pyarrow.Schema`` of result rows (the Parquet file's columns, in order)."""
     import pyarrow as pa

@@ -92,7 +92,6 @@ def _predict_and_write(args: argparse.Namespace, paths: list[str], todo: list[st
                        console: object) -> int:
     """Load the model, run the missing paths on Ray (journalled), write every row to --out."""
     from ..batch.results import Journal, write_rows
-    from ..batch.rows import error_row
     from .predict import EXIT_OK, EXIT_RAY, EXIT_VIDEO_FAILED, describe_model
 
     model, spec, info = _checked_model(args)
@@ -104,17 +103,19 @@ def _predict_and_write(args: argparse.Namespace, paths: list[str], todo: list[st
         if code is not None:
             journal.close()
             return code
+    returned = {row["path"] for row in new}
+    missing = [p for p in todo if p not in returned]
+    if missing:  # --out is written only when it holds every path
+        console.print(f"{PROG}: error: the Ray job returned no row for {len(missing)} of {len(todo)} videos (first: "
+                      f"{missing[0]}); the {len(new)} rows it returned are kept in {journal.path}: rerun with --resume")
+        journal.close()
+        return EXIT_RAY
     by_path = {row["path"]: row for row in done + new}
-    missing = [p for p in todo if p not in by_path]
-    for path in missing:  # the engine hands back every path; this keeps the file whole if it ever did not
-        by_path[path] = error_row(path, "error", "the Ray job returned no result for this video; rerun with --resume")
     ordered = [by_path.pop(p) for p in paths if p in by_path] + list(by_path.values())
     write_rows(args.out, ordered)
     journal.discard()
     failed = sum(not row["ok"] for row in ordered)
     console.print(f"{len(ordered) - failed} of {len(ordered)} videos predicted, {failed} failed → {args.out}")
-    if missing:
-        return EXIT_RAY
     return EXIT_VIDEO_FAILED if failed else EXIT_OK
 
 
