@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("pyarrow", reason="the ray extra (which brings pyarrow) is not installed")
 
 from vmf_deploy.batch.sources import SourceError, expand_sources  # noqa: E402
-from vmf_deploy.cli.predict import EXIT_USAGE, main  # noqa: E402
+from vmf_deploy.cli.predict import EXIT_RAY, EXIT_USAGE, main  # noqa: E402
 
 
 @pytest.fixture
@@ -82,3 +82,13 @@ def test_bad_out_and_empty_folder_fail_with_one_line_before_ray_starts(tree, cap
             main([str(tree), "--variant", "560m", "--engine", "ray", "--out", str(out)])
         err = capsys.readouterr().err
         assert e.value.code == EXIT_USAGE and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_address_where_nothing_listens_fails_at_once_with_one_line(tree, capsys):
+    out = tree / "r.parquet"
+    code = main([str(tree), "--variant", "560m", "--frames", "4", "--engine", "ray", "--address", "127.0.0.1:9",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == EXIT_RAY and len(err.strip().splitlines()) == 1, err
+    assert "nothing answers at --address 127.0.0.1:9" in err and "ray start --head" in err
+    assert not list(tree.glob("r.parquet*"))  # no result, no empty journal, no empty Ray log

@@ -130,7 +130,7 @@ def test_resume_after_an_interrupted_run_does_no_work_twice(ray_session, library
 
     monkeypatch.setattr(results_module.Journal, "append", append_then_interrupt)
     assert main(ray_args(library, artifact, out)) == 130
-    assert not out.exists()
+    assert "rerun with --resume to go on" in capsys.readouterr().err and not out.exists()
     first = results_module.read_journal(out)
     assert 1 <= len(first) < GOOD + len(CORRUPT)
     monkeypatch.setattr(results_module.Journal, "append", original_append)
@@ -164,7 +164,7 @@ def test_a_job_that_returns_too_few_rows_writes_no_results_and_keeps_what_it_ret
     monkeypatch.setattr(ray_engine, "predict_paths", lambda paths, *a, **k: original(paths[:2], *a, **k))
     out = tmp_path / "results.parquet"
     assert main(ray_args(library, artifact, out)) == EXIT_RAY
-    assert "returned no row for 10 of 12 videos" in capsys.readouterr().out
+    assert "returned no row for 10 of 12 videos" in capsys.readouterr().err
     assert not out.exists() and len(results_module.read_journal(out)) == 2
 
 def test_a_killed_inference_actor_is_restarted_and_every_path_comes_once(ray_session, library, artifact, tmp_path,

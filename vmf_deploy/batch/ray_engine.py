@@ -68,6 +68,8 @@ def connect(address: str | None, num_cpus: int) -> bool:
     False when this process was already connected. Loopback-only needs this call to be the first
     import of Ray in the process.
     """
+    if address is not None:
+        check_reachable(address)
     if address is None or address.split("://")[-1].rsplit(":", 1)[0] in ("127.0.0.1", "localhost"):
         os.environ.setdefault(LOOPBACK_ENV, "0")  # a Ray on this machine's loopback; read when Ray is imported
     import ray
@@ -85,6 +87,24 @@ def connect(address: str | None, num_cpus: int) -> bool:
         raise RayEngineError(f"could not start or reach {where}: {str(e).splitlines()[0]}"
                              + ("; check the address (ray status on the head node prints it)" if address else ""))
     return True
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Raise :class:`RayEngineError` when nothing accepts connections at ``address`` (``host:port``).
+
+    Ray itself retries an unreachable address for minutes; ``auto`` and addresses without a
+    port are left to Ray.
+    """
+    import socket
+
+    host, sep, port = address.split("://")[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise RayEngineError(f"nothing answers at --address {address} ({e.strerror or e}); start the cluster's head "
+                             "(ray start --head) or check the address (ray status on the head prints it)") from None
 
 
 def cluster_gpus() -> float:

@@ -60,23 +60,25 @@ def read_journal(out: Path) -> list[dict]:
 
 
 class Journal:
-    """Appends finished rows to the journal, one JSON line each, flushed as they come."""
+    """Appends finished rows to the journal, one JSON line each, flushed as they come (created with the first)."""
 
     def __init__(self, out: Path, fresh: bool) -> None:
-        path = journal_path(out)
+        self.path = journal_path(out)
         if fresh:
-            path.unlink(missing_ok=True)
-        self.path = path
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+            self.path.unlink(missing_ok=True)
+        self._file = None
 
     def append(self, rows: list[dict]) -> None:
         """Write ``rows`` and flush them to the operating system."""
+        if self._file is None:
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
         self._file.writelines(json.dumps(row, allow_nan=True) + "\n" for row in rows)
         self._file.flush()
 
     def close(self) -> None:
         """Close the journal (it stays on disk until the final write succeeds)."""
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     def discard(self) -> None:
         """Remove the journal once the final result file holds its rows."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 PROG = "vmf-predict"
@@ -106,8 +107,9 @@ def _predict_and_write(args: argparse.Namespace, paths: list[str], todo: list[st
     returned = {row["path"] for row in new}
     missing = [p for p in todo if p not in returned]
     if missing:  # --out is written only when it holds every path
-        console.print(f"{PROG}: error: the Ray job returned no row for {len(missing)} of {len(todo)} videos (first: "
-                      f"{missing[0]}); the {len(new)} rows it returned are kept in {journal.path}: rerun with --resume")
+        print(f"{PROG}: error: the Ray job returned no row for {len(missing)} of {len(todo)} videos (first: "
+              f"{missing[0]}); the {len(new)} rows it returned are kept in {journal.path}: rerun with --resume",
+              file=sys.stderr)
         journal.close()
         return EXIT_RAY
     by_path = {row["path"]: row for row in done + new}
@@ -147,6 +149,7 @@ def _checked_model(args: argparse.Namespace) -> tuple[object, object, dict]:
 def _run_on_ray(args: argparse.Namespace, todo: list[str], model: object, spec: object, journal: object,
                 new: list[dict], console: object) -> int | None:
     """Predict ``todo`` on Ray, appending rows to ``new`` and the journal; an exit code if the run stopped."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..batch.ray_engine import RayEngineError, cluster_gpus, connect, predict_paths
@@ -158,19 +161,15 @@ def _run_on_ray(args: argparse.Namespace, todo: list[str], model: object, spec: 
     local_cpus = (workers or max(1, (os.cpu_count() or 1) - actors)) + actors
     log = args.out.with_name(args.out.name + ".ray.log")
     uses_gpu = args.backend is not None and runner_class(args.backend).uses_gpu
-    console_file = console.file
-    with third_party_output_to(log) as (out, _err):
+    console_file, started, code = console.file, False, None
+    with third_party_output_to(log) as (out, err):
         console.file = out
+        errors = Console(file=err, highlight=False, soft_wrap=True)
         try:
             started = connect(args.address, local_cpus)
-        except RayEngineError as e:
-            console.print(f"{PROG}: error: {e}")
-            return EXIT_RAY
-        try:
             if uses_gpu and not cluster_gpus():
-                console.print(f"{PROG}: error: backend {args.backend} needs a GPU and the Ray cluster has none; "
-                              "use a CPU backend or a cluster with GPUs")
-                return EXIT_RAY
+                raise RayEngineError(f"backend {args.backend} needs a GPU and the Ray cluster has none; use a CPU "
+                                     "backend or a cluster with GPUs")
             with Progress(TextColumn("predicting on Ray"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=console, transient=True) as progress:
                 task = progress.add_task("predicting", total=len(todo))
@@ -187,13 +186,13 @@ def _run_on_ray(args: argparse.Namespace, todo: list[str], model: object, spec: 
                 predict_paths(todo, model, spec, take, topk=args.topk, keep_logits=args.logits,
                               allow_partial=args.allow_partial, workers=workers, actors=actors, use_gpu=uses_gpu)
         except RayEngineError as e:
-            console.print(f"{PROG}: error: {e}; the {len(new)} rows finished are kept in {journal.path}: rerun "
-                          f"with --resume (Ray's log: {log})")
-            return EXIT_RAY
+            kept = f"; the {len(new)} rows finished are kept in {journal.path}: rerun with --resume" if new else ""
+            errors.print(f"{PROG}: error: {e}{kept}", markup=False)
+            code = EXIT_RAY
         except KeyboardInterrupt:
-            console.print(f"interrupted: the {len(new)} rows finished are kept in {journal.path}; rerun with "
-                          "--resume to go on")
-            return 130
+            errors.print(f"interrupted: the {len(new)} rows finished are kept in {journal.path}; rerun with "
+                         "--resume to go on", markup=False)
+            code = 130
         finally:
             if started:
                 import ray
@@ -202,4 +201,6 @@ def _run_on_ray(args: argparse.Namespace, todo: list[str], model: object, spec: 
             console.file = console_file
     if not count_lines(log):
         log.unlink(missing_ok=True)
-    return None
+    elif code is not None:
+        print(f"Ray's own output is in {log}", file=sys.stderr)
+    return code
