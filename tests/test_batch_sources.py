@@ -92,3 +92,12 @@ def test_an_address_where_nothing_listens_fails_at_once_with_one_line(tree, caps
     assert code == EXIT_RAY and len(err.strip().splitlines()) == 1, err
     assert "nothing answers at --address 127.0.0.1:9" in err and "ray start --head" in err
     assert not list(tree.glob("r.parquet*"))  # no result, no empty journal, no empty Ray log
+
+
+def test_a_model_that_cannot_load_fails_with_exit_3_before_ray_starts(tree, capsys):
+    from vmf_deploy.cli.predict import EXIT_MODEL
+
+    with pytest.raises(SystemExit) as e:
+        main([str(tree), "--artifact", str(tree / "none.onnx"), "--engine", "ray", "--out", str(tree / "r.parquet")])
+    err = capsys.readouterr().err
+    assert e.value.code == EXIT_MODEL and "none.onnx not found; export one with vmf-export" in err
