@@ -11,7 +11,8 @@ writer, then times, interleaved for ``--repeats`` rounds on the same machine:
 
 Each figure is wall time from nothing loaded to every result in hand. Prints a table (medians,
 ratios to the serial loop) and writes ``benchmarks/results/ray_throughput.json`` with every
-round, the CPU, and the load average around each round (the machine may be shared).
+round, the CPU, and the load average around each round (the machine may be shared); with
+``--threads N`` the file is ``ray_throughput-threadsN.json``.
 
     .venv/bin/vmf-export --variant 560m --target onnx --frames 16 --out /tmp/art
     .venv/bin/python benchmarks/ray_throughput.py --artifact /tmp/art/560m-16f.onnx
@@ -102,7 +103,8 @@ def main() -> int:
         configs[f"ray, {actors} actor{'s' if actors > 1 else ''}"] = (
             lambda a=actors: on_ray(paths, artifact, args.threads, a, args.workers))
     rounds: dict[str, list[dict]] = {name: [] for name in configs}
-    log = RESULTS.with_suffix(".ray.log")
+    results = RESULTS.with_name(f"ray_throughput-threads{args.threads}.json") if args.threads else RESULTS
+    log = results.with_suffix(".ray.log")
     with third_party_output_to(log) as (out, _err):
         t0 = time.perf_counter()
         connect(None, num_cpus=args.workers + 2)
@@ -135,11 +137,11 @@ def main() -> int:
            "describe": describe(device), "artifact": Path(artifact).name, "videos": len(paths),
            "frames": args.frames, "size": args.size, "workers": args.workers, "threads": args.threads,
            "repeats": args.repeats, "ray_start_seconds": ray_start, "table": table, "rounds": rounds}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    results.parent.mkdir(parents=True, exist_ok=True)
     from vmf_deploy.manifest import write_json_atomic
 
-    write_json_atomic(RESULTS, doc)
-    print(f"wrote {RESULTS}")
+    write_json_atomic(results, doc)
+    print(f"wrote {results}")
     return 0
 
 
