@@ -19,9 +19,9 @@ PROG = "vmf-predict"
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``--engine`` option and the options of the Ray engine."""
     group = parser.add_argument_group("Ray engine (docs/ray.md)")
-    group.add_argument("--engine", choices=["local", "ray"], default="local", help="local: this process, one video "
-                       "after another (default); ray: decode tasks and inference actors on Ray Data")
-    group.add_argument("--address", help="join the Ray cluster at ADDR (e.g. ray://head:10001 or head:6379); "
+    group.add_argument("--engine", choices=["local", "ray"], default="local", help="local: this process (default); ray: "
+                       "decode tasks and inference actors on Ray Data, results in --out")
+    group.add_argument("--address", metavar="ADDR", help="join the Ray cluster at ADDR (e.g. ray://head:10001 or head:6379); "
                        "default: start Ray on this machine")
     group.add_argument("--workers", type=int, help="decode/preprocess tasks running at once (default: as many as "
                        "the free CPUs allow; a local Ray gets the cores left after the actors, at least 1)")
