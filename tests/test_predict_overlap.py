@@ -3,6 +3,7 @@ errors keep their kinds, and the predictions equal the serial loop's."""
 
 from __future__ import annotations
 
+import pickle
 import threading
 
 import numpy as np
@@ -32,7 +33,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
-    return Predictor.from_variant("560m", frames=4)
+    return Predictor.from_variant("560m", frames=4, threads=1)  # one intra-op thread: decoding gets the other core
 
 
 def outcomes(predictor: Predictor, videos: list[str], **kw) -> list[tuple[str, object]]:
@@ -57,6 +58,13 @@ def test_order_errors_and_top5_equal_the_serial_loop(predictor, batch, prefetch,
             assert outcome.top == expected.top
             np.testing.assert_array_equal(outcome.logits, expected.logits)
     assert [o.kind for _, o in got if isinstance(o, VideoError)] == ["truncated", "not-a-video"]
+
+
+def test_video_errors_survive_pickling():
+    """Worker processes (and Ray) send VideoErrors back pickled: kind, path and reason must arrive intact."""
+    error = pickle.loads(pickle.dumps(VideoError("truncated", "/v/a.mp4", "cut short; re-download it")))
+    assert (error.kind, error.path, error.reason, str(error)) == ("truncated", "/v/a.mp4", "cut short; re-download it",
+                                                                 "/v/a.mp4: cut short; re-download it")
 
 
 def test_serial_mode_is_the_plain_loop(predictor, batch):

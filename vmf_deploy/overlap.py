@@ -1,12 +1,16 @@
 """Overlapped prediction over many videos: the next videos decode while the model runs on the current one.
 
-Decoding (FFmpeg inside OpenCV) and preprocessing (numpy) release the GIL, and so do the
-backends' ``run``; one or more decoder threads therefore run truly alongside inference in the
+Decoding (FFmpeg inside OpenCV) and preprocessing (numpy) release the GIL, and so do
+onnxruntime's and PyTorch's ``run``: decoder threads then run truly alongside inference in the
 calling thread. At most ``prefetch`` clips wait decoded or decoding ahead of the model (a
 bounded queue: a 560m clip is 23 MB), and results come back in input order. Each video's
 outcome is its :class:`~vmf_deploy.predict.Prediction` or the :class:`~vmf_deploy.video.VideoError`
 / :class:`~vmf_deploy.predict.InferenceError` it raised, exactly as :meth:`Predictor.predict`
 would have, so one bad file never stops the batch.
+
+ExecuTorch's pybindings hold the GIL during ``execute`` (``benchmarks/predict_throughput.py``
+measures it), so with ``.pte`` artifacts decoding overlaps inference only inside FFmpeg and numpy
+calls; the Python loop between frames waits for the model.
 """
 
 from __future__ import annotations
@@ -34,15 +38,14 @@ def predict_overlapped(predictor: Predictor, videos: Sequence[str | Path], topk:
     """
     if prefetch < 0 or decoders < 1:
         raise ValueError(f"prefetch must be >= 0 and decoders >= 1, got prefetch={prefetch}, decoders={decoders}")
-    if prefetch == 0:
+    if prefetch == 0 or len(videos) < 2:
         for video in videos:
             yield str(video), _outcome(predictor, lambda v=video: predictor.read(v, allow_partial), video, topk)
         return
     pool = ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="vmf-decode")
     pending: deque[tuple[str | Path, Future[Clip]]] = deque()
-    queue = iter(videos)
     try:
-        for video in queue:
+        for video in videos:
             pending.append((video, pool.submit(predictor.read, video, allow_partial)))
             if len(pending) > prefetch:
                 done, future = pending.popleft()

@@ -65,6 +65,10 @@ class VideoError(ValueError):
         self.path = str(path)
         self.reason = message
 
+    def __reduce__(self) -> tuple:
+        """Pickle by the constructor's arguments, so errors cross process boundaries (worker pools, Ray)."""
+        return VideoError, (self.kind, self.path, self.reason)
+
 
 @dataclass(frozen=True)
 class VideoInfo:
