@@ -80,6 +80,21 @@ def test_manifest_drives_preprocessing_and_model(onnx_artifact, video, tmp_path)
     assert eager["logits"] == rebuilt["logits"]
 
 
+def test_overlapped_batch_equals_the_serial_loop_on_onnx(onnx_artifact, video, tmp_path):
+    """The default pipeline (two videos decoded ahead) gives the serial loop's records, a corrupt file included."""
+    vf.truncate(video, tmp_path / "cut.avi", 0.4)
+    videos = [str(video), str(tmp_path / "cut.avi"), str(video)]
+    docs = []
+    for prefetch in ("0", "2"):
+        out = tmp_path / f"batch{prefetch}.json"
+        assert main([*videos, "--artifact", str(onnx_artifact), "--prefetch", prefetch, "--json", str(out)]) == 1
+        docs.append(json.loads(out.read_text())["videos"])
+    serial, overlapped = docs
+    assert [r["ok"] for r in overlapped] == [True, False, True] and overlapped[1]["error"]["kind"] == "truncated"
+    for a, b in zip(serial, overlapped):
+        assert a.get("top") == b.get("top") and a.get("logits") == b.get("logits") and a.get("error") == b.get("error")
+
+
 @pytest.fixture
 def artifact_copy(onnx_artifact, tmp_path) -> Path:
     """A private copy of the ONNX artifact, its manifest and labels, safe to damage."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from preprocess_reference import reference_video
 
 from vmf_deploy import get_config
 from vmf_deploy.labels import kinetics400_labels
-from vmf_deploy.preprocess import (PreprocessSpec, preprocess_clip, preprocess_video, resized_size,
-                                   sample_indices, spec_for)
+from vmf_deploy.preprocess import (PreprocessSpec, crop_plan, preprocess_clip, preprocess_frame, preprocess_video,
+                                   resized_size, rgb_channels, sample_indices, spec_for)
 
 
 def test_sampling_covers_whole_video():
@@ -73,3 +74,37 @@ def test_video_spec_matches_variant():
 def test_labels():
     labels = kinetics400_labels()
     assert len(labels) == 400 and labels[0] == "abseiling"
+
+
+@pytest.mark.parametrize("height, width, short_side, crop", [
+    (720, 1280, 172, 172),  # 720p down to the 560m input
+    (272, 640, 172, 172),   # wide 640×272
+    (1280, 720, 224, 200),  # portrait, crop < short side
+    (90, 120, 172, 160),    # upscale
+    (33, 47, 32, 32),       # odd sizes
+])
+def test_clip_equals_the_float64_reference_formula(height: int, width: int, short_side: int, crop: int) -> None:
+    spec = PreprocessSpec(frames=3, crop=crop, short_side=short_side, mean=(0.43, 0.45, 0.47), std=(0.22, 0.225, 0.23))
+    frames = [np.random.default_rng(s).integers(0, 256, (height, width, 3), dtype=np.uint8) for s in range(5)]
+    got = preprocess_video(frames, spec)
+    assert got.dtype == np.float32 and got.shape == spec.input_shape
+    assert np.abs(got - reference_video(frames, spec)).max() <= 2e-6  # float32 arithmetic, measured ≤ 1e-6
+
+
+def test_bgr_and_gray_frames_equal_their_rgb_form(rng):
+    spec = PreprocessSpec(frames=1, crop=16, short_side=20)
+    rgb = rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    pixels, channels = rgb_channels(np.ascontiguousarray(rgb[:, :, ::-1]), order="BGR")
+    np.testing.assert_array_equal(preprocess_frame(pixels, spec, channels), preprocess_clip([rgb], spec)[0, :, 0])
+    gray = rgb[:, :, 1]
+    pixels, channels = rgb_channels(gray, order="BGR")
+    np.testing.assert_array_equal(preprocess_frame(pixels, spec, channels),
+                                  preprocess_clip([np.repeat(gray[:, :, None], 3, axis=2)], spec)[0, :, 0])
+
+
+def test_crop_plan_reads_only_the_crops_source_pixels():
+    plan = crop_plan(720, 1280, 172, 172)
+    assert len(plan.rows) <= 2 * 172 and len(plan.cols) <= 2 * 172
+    assert plan.cols.min() > 0 and plan.cols.max() < 1279  # the centre crop leaves the sides unread
+    with pytest.raises(ValueError, match="smaller than the crop"):
+        crop_plan(720, 1280, 100, 172)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from preprocess_reference import reference_video
 
 from vmf_deploy.checkpoint import file_sha256
 from vmf_deploy.labels import kinetics400_labels, labels_path
@@ -161,6 +162,7 @@ def test_xnnpack_backend_is_registered(vmf_run: Path) -> None:
     (8, 64, 64, True, 36, 32),       # grayscale frames (PGM) as RGB
     (11, 33, 47, False, 32, 32),     # odd sizes, crop == short side
     (4, 480, 640, False, 172, 160),  # VGA down to a 172 short side
+    (5, 720, 1280, False, 172, 172),  # 720p to the 560m input
 ])
 def test_preprocessing_matches_python(vmf_run: Path, tmp_path: Path, n: int, h: int, w: int, gray: bool,
                                       short_side: int, crop: int) -> None:
@@ -175,6 +177,7 @@ def test_preprocessing_matches_python(vmf_run: Path, tmp_path: Path, n: int, h: 
     native = np.fromfile(out, dtype=np.float32).reshape(spec.input_shape)
     expected = preprocess_video(frames, spec)
     assert np.abs(native - expected).max() <= 1e-5
+    assert np.abs(native - reference_video(frames, spec)).max() <= 1e-5
 
 
 def test_sha256_matches_python(vmf_run: Path, tmp_path: Path) -> None:

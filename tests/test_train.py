@@ -65,6 +65,20 @@ def test_resume_continues_to_the_new_epoch_count(run: Path, tmp_path: Path) -> N
     assert sorted(p.name for p in copy.glob("epoch-*")) == ["epoch-002.safetensors", "epoch-003.safetensors"]
 
 
+def test_the_same_config_trains_the_same_model_whatever_ran_before(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    first = train(tiny_config(tmp_path / "a"))
+    torch.manual_seed(2)
+    torch.rand(1000)
+    caller_state = torch.random.get_rng_state()
+    second = train(tiny_config(tmp_path / "b"))
+    assert torch.equal(torch.random.get_rng_state(), caller_state), "train() moved the caller's random state"
+    a, b = load_checkpoint(first.last).state_dict(), load_checkpoint(second.last).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    other = load_checkpoint(train(tiny_config(tmp_path / "c", seed=1)).last).state_dict()
+    assert not all(torch.equal(a[k], other[k]) for k in a), "the seed does not reach the init"
+
+
 def test_ctrl_c_leaves_the_last_complete_epoch_intact(tmp_path: Path) -> None:
     out = tmp_path / "run"
     epochs_done = []

@@ -155,7 +155,14 @@ class Predictor:
 
     def predict(self, video: str | Path, topk: int = 5, allow_partial: bool = False) -> Prediction:
         """Decode, preprocess and classify one video. Raises :class:`VideoError` or :class:`InferenceError`."""
-        clip = read_clip(video, self.spec, allow_partial=allow_partial)
+        return self.classify(self.read(video, allow_partial), video, topk)
+
+    def read(self, video: str | Path, allow_partial: bool = False) -> Clip:
+        """Decode and preprocess one video into this model's clip (thread-safe). Raises :class:`VideoError`."""
+        return read_clip(video, self.spec, allow_partial=allow_partial)
+
+    def classify(self, clip: Clip, video: str | Path, topk: int = 5) -> Prediction:
+        """Run the model on a clip from :meth:`read` and rank its classes. Raises :class:`InferenceError`."""
         t0 = time.perf_counter()
         try:
             logits = np.asarray(self.runner.run(clip.input), dtype=np.float32)

@@ -7,7 +7,8 @@ The spec is what a manifest carries and what the native runtime reimplements:
   (short videos repeat frames in order);
 * resize: the short side to ``short_side`` pixels (long side rounded to nearest),
   bilinear with half-pixel centres, no antialiasing (OpenCV's INTER_LINEAR rule);
-  only the centre crop is computed;
+  only the centre crop is computed, from the at most ``2 × crop`` rows and columns it reads
+  (:class:`CropPlan`), in float32 (within 1e-6 of the same formula in float64);
 * crop: a centred ``crop × crop`` window, offset ``(resized − crop) // 2``;
 * pixels: RGB, scaled by 1/255, then ``(x − mean) / std`` per channel;
 * layout: ``NCTHW`` float32 (batch of 1).
@@ -16,6 +17,7 @@ The spec is what a manifest carries and what the native runtime reimplements:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,41 +92,115 @@ def _axis_weights(in_size: int, out_size: int, start: int, count: int) -> tuple[
     return lo, hi, src - lo
 
 
-def resize_center_crop(frame: np.ndarray, short_side: int, crop: int) -> np.ndarray:
-    """Bilinear short-side resize + centre crop of one ``(H, W, 3)`` frame, as float64 in [0, 255]."""
-    h, w = frame.shape[:2]
-    rh, rw = resized_size(h, w, short_side)
+@dataclass(frozen=True)
+class CropPlan:
+    """Which rows and columns of a frame the resized centre crop reads, and how it blends them.
+
+    ``rows``/``cols`` are the sorted source rows and columns the crop needs (at most two per
+    output pixel, so a 720p frame cut to 172 px reads 344 × 344 of its pixels); ``y_lo``/``y_hi``
+    and ``x_lo``/``x_hi`` index into them, ``wy``/``wx`` are the float32 weights of ``hi``.
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    y_lo: np.ndarray
+    y_hi: np.ndarray
+    wy: np.ndarray
+    x_lo: np.ndarray
+    x_hi: np.ndarray
+    wx: np.ndarray
+
+
+def _compact_axis(in_size: int, out_size: int, crop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The needed source indices of one axis, the (lo, hi) positions in them and the float32 weights."""
+    lo, hi, w = _axis_weights(in_size, out_size, (out_size - crop) // 2, crop)
+    needed, position = np.unique(np.concatenate([lo, hi]), return_inverse=True)
+    return needed, position[:crop], position[crop:], w.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=64)
+def crop_plan(height: int, width: int, short_side: int, crop: int) -> CropPlan:
+    """The :class:`CropPlan` of a ``height × width`` frame (cached: every frame of a video shares it)."""
+    rh, rw = resized_size(height, width, short_side)
     if rh < crop or rw < crop:
         raise ValueError(f"short_side {short_side} is smaller than the crop {crop}")
-    y_lo, y_hi, wy = _axis_weights(h, rh, (rh - crop) // 2, crop)
-    x_lo, x_hi, wx = _axis_weights(w, rw, (rw - crop) // 2, crop)
-    # Pick the needed rows before converting: a 1080p frame is never copied whole as float64.
-    rows = frame[y_lo].astype(np.float64) * (1.0 - wy)[:, None, None] + frame[y_hi].astype(np.float64) * wy[:, None, None]
-    return rows[:, x_lo] * (1.0 - wx)[None, :, None] + rows[:, x_hi] * wx[None, :, None]
+    rows, y_lo, y_hi, wy = _compact_axis(height, rh, crop)
+    cols, x_lo, x_hi, wx = _compact_axis(width, rw, crop)
+    plan = CropPlan(rows, cols, y_lo, y_hi, wy[:, None, None], x_lo, x_hi, wx[None, :, None])
+    for array in dataclasses.astuple(plan):
+        array.flags.writeable = False
+    return plan
 
 
-def as_rgb(frame: np.ndarray) -> np.ndarray:
-    """A ``(H, W, 3)`` uint8 view of an RGB, RGBA or grayscale frame."""
+def _blend(pixels: np.ndarray, plan: CropPlan) -> np.ndarray:
+    """Bilinear blend (rows, then columns) of the ``(rows, cols, C)`` pixels a plan reads, as float32 in [0, 255]."""
+    top = pixels[plan.y_lo]
+    rows = np.subtract(pixels[plan.y_hi], top, dtype=np.float32)
+    rows *= plan.wy
+    rows += top
+    left = rows[:, plan.x_lo]
+    out = rows[:, plan.x_hi]
+    out -= left
+    out *= plan.wx
+    out += left
+    return out
+
+
+def resize_center_crop(frame: np.ndarray, short_side: int, crop: int) -> np.ndarray:
+    """Bilinear short-side resize + centre crop of one ``(H, W, C)`` frame, as float32 in [0, 255].
+
+    Only the pixels the crop reads are gathered and converted (see :class:`CropPlan`).
+    """
+    plan = crop_plan(frame.shape[0], frame.shape[1], short_side, crop)
+    return _blend(frame.take(plan.rows, axis=0).take(plan.cols, axis=1), plan)
+
+
+def preprocess_frame(frame: np.ndarray, spec: PreprocessSpec, channels: tuple[int, int, int] = (0, 1, 2),
+                     out: np.ndarray | None = None) -> np.ndarray:
+    """One ``(H, W, C)`` frame to its normalised ``(3, crop, crop)`` float32 crop (written into ``out`` if given).
+
+    ``channels`` names the frame's channel holding R, G and B: ``(2, 1, 0)`` for OpenCV's BGR,
+    ``(0, 0, 0)`` for a single gray channel. The arithmetic is float32: within 1e-6 of the
+    float64 formula of the module docstring (``tests/test_preprocess.py`` checks it).
+    """
+    pixels = resize_center_crop(frame, spec.short_side, spec.crop)
+    if out is None:
+        out = np.empty((3, spec.crop, spec.crop), dtype=np.float32)
+    for c, source in enumerate(channels):
+        np.multiply(pixels[:, :, source], np.float32(spec.scale / spec.std[c]), out=out[c])
+        out[c] -= np.float32(spec.mean[c] / spec.std[c])
+    return out
+
+
+def rgb_channels(frame: np.ndarray, order: str = "RGB") -> tuple[np.ndarray, tuple[int, int, int]]:
+    """``(frame as H × W × C, the channels holding R, G, B)`` of a gray, 3- or 4-channel frame (no copy).
+
+    ``order`` is the byte order of colour frames: ``"RGB"`` (RGB, RGBA) or ``"BGR"`` (OpenCV's BGR, BGRA).
+    """
     if frame.ndim == 2:
         frame = frame[:, :, None]
     if frame.ndim != 3 or frame.shape[2] not in (1, 3, 4):
         raise ValueError(f"a frame must be HxW, HxWx1, HxWx3 or HxWx4; got shape {frame.shape}")
     if frame.shape[2] == 1:
-        return np.repeat(frame, 3, axis=2)
-    return frame[:, :, :3]
+        return frame, (0, 0, 0)
+    return frame, (2, 1, 0) if order == "BGR" else (0, 1, 2)
+
+
+def as_rgb(frame: np.ndarray) -> np.ndarray:
+    """A ``(H, W, 3)`` uint8 view of an RGB, RGBA or grayscale frame."""
+    pixels, channels = rgb_channels(frame)
+    return np.repeat(pixels, 3, axis=2) if channels == (0, 0, 0) else pixels[:, :, :3]
 
 
 def preprocess_clip(frames: list[np.ndarray] | np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """Turn the already-sampled RGB frames of one clip into the model input ``(1, 3, T, S, S)`` float32."""
     if len(frames) != spec.frames:
         raise ValueError(f"expected {spec.frames} sampled frames, got {len(frames)}; use sample_indices first")
-    mean = np.asarray(spec.mean, dtype=np.float64)
-    std = np.asarray(spec.std, dtype=np.float64)
-    out = np.empty((spec.frames, spec.crop, spec.crop, 3), dtype=np.float32)
+    out = np.empty((1, 3, spec.frames, spec.crop, spec.crop), dtype=np.float32)
     for t, frame in enumerate(frames):
-        pixels = resize_center_crop(as_rgb(np.asarray(frame)), spec.short_side, spec.crop)
-        out[t] = (pixels * spec.scale - mean) / std
-    return np.ascontiguousarray(out.transpose(3, 0, 1, 2)[None])
+        pixels, channels = rgb_channels(np.asarray(frame))
+        preprocess_frame(pixels, spec, channels, out=out[0, :, t])
+    return out
 
 
 def preprocess_video(frames: list[np.ndarray] | np.ndarray, spec: PreprocessSpec) -> np.ndarray:

@@ -7,8 +7,9 @@ rate, estimated counts). :func:`read_clip` therefore:
 
 1. takes the header's frame count ``n`` as a guess and decodes the stream once to
    its end with ``grab()``, converting and preprocessing (``retrieve()`` +
-   :func:`~vmf_deploy.preprocess.preprocess_clip`) only the frames the clip needs
-   for ``n``; every retained frame is already the small ``3 × crop × crop`` crop;
+   :func:`~vmf_deploy.preprocess.preprocess_frame`, which reads only the pixels of the
+   centre crop, BGR as is) only the frames the clip needs for ``n``; every retained
+   frame is already the small ``3 × crop × crop`` crop;
 2. if the stream held a different number of frames ``m``, re-samples over ``m``:
    crops whose index is still needed are kept, and a second pass decodes only up
    to the last missing index (stopping early). A missing or zero header count
@@ -25,7 +26,6 @@ module to see it): every problem surfaces as a :class:`VideoError` instead.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections.abc import Iterator
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .preprocess import PreprocessSpec, preprocess_clip, sample_indices
+from .preprocess import PreprocessSpec, preprocess_frame, rgb_channels, sample_indices
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read by OpenCV at its first FFmpeg open
 
@@ -64,6 +64,10 @@ class VideoError(ValueError):
         self.kind = kind
         self.path = str(path)
         self.reason = message
+
+    def __reduce__(self) -> tuple:
+        """Pickle by the constructor's arguments, so errors cross process boundaries (worker pools, Ray)."""
+        return VideoError, (self.kind, self.path, self.reason)
 
 
 @dataclass(frozen=True)
@@ -160,14 +164,14 @@ class _CropCollector:
 
     def __init__(self, path: Path, spec: PreprocessSpec, max_pixels: int) -> None:
         self.path, self.max_pixels = path, max_pixels
-        self.frame_spec = dataclasses.replace(spec, frames=1)
+        self.spec = spec
         self.crops: dict[int, np.ndarray] = {}
         self.stats = DecodeStats()
         self.frame_size = (0, 0)
         self.gray = True
 
     def add(self, index: int, frame: np.ndarray) -> None:
-        """Convert one retrieved BGR frame to RGB, preprocess it and keep the crop."""
+        """Preprocess one retrieved BGR (or gray) frame, reading only its crop's pixels, and keep the crop."""
         height, width = frame.shape[:2]
         if height * width > self.max_pixels:
             raise _too_large(self.path, width, height, self.max_pixels)
@@ -175,7 +179,8 @@ class _CropCollector:
             self.frame_size = (height, width)
         self.gray = self.gray and _is_gray(frame)
         t0 = time.perf_counter()
-        self.crops[index] = preprocess_clip([bgr_to_rgb(frame)], self.frame_spec)[0, :, 0]
+        pixels, channels = rgb_channels(frame, order="BGR")
+        self.crops[index] = preprocess_frame(pixels, self.spec, channels)
         self.stats.preprocess_seconds += time.perf_counter() - t0
         self.stats.retrieved += 1
         self.stats.retrieved_indices.append(index)

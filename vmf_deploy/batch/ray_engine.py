@@ -16,7 +16,6 @@ import os
 import pickle
 import shutil
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -153,24 +152,6 @@ def decode_batch(batch: dict[str, np.ndarray], spec: PreprocessSpec, allow_parti
             "error": np.asarray([e for _, e in decoded], dtype=object)}
 
 
-def classify(predictor: object, path: str, clip: object, topk: int) -> object:
-    """Run one decoded clip through ``predictor``'s backend: the inference half of ``Predictor.predict``."""
-    from ..predict import InferenceError, Prediction, top_k
-    from ..runners import RunnerError
-
-    t0 = time.perf_counter()
-    try:
-        logits = np.asarray(predictor.runner.run(clip.input), dtype=np.float32)
-    except (RunnerError, RuntimeError, ValueError) as e:
-        raise InferenceError(f"the {predictor.model_info['backend']} backend failed on the clip: {e}") from None
-    seconds = time.perf_counter() - t0
-    classes = len(predictor.labels)
-    if logits.shape != (1, classes) or not np.all(np.isfinite(logits)):
-        raise InferenceError(f"the backend returned logits of shape {logits.shape}, expected (1, {classes}) finite "
-                             "values: the artifact is broken, re-export it")
-    return Prediction(path, top_k(logits[0], predictor.labels, topk), logits[0], clip, seconds, list(clip.notes))
-
-
 class InferenceActor:
     """Ray actor body: one loaded model; turns decoded clips (or their errors) into result rows."""
 
@@ -188,7 +169,7 @@ class InferenceActor:
                 record = json.loads(error)
             else:
                 try:
-                    record = classify(self.predictor, str(path), pickle.loads(blob), self.topk).to_record()
+                    record = self.predictor.classify(pickle.loads(blob), str(path), self.topk).to_record()
                 except InferenceError as e:
                     record = error_record(str(path), e)
             rows.append(json.dumps(record_row(record, self.keep_logits)))

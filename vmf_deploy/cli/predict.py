@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="intra-op threads of the backend (default: its own)")
     parser.add_argument("--allow-partial", action="store_true", help="predict on the decodable part of truncated "
                         "or corrupt videos instead of failing them")
+    parser.add_argument("--prefetch", type=int, default=2, help="videos decoded ahead while the model runs on the "
+                        "current one (default 2; 0 decodes and infers one video at a time)")
+    parser.add_argument("--decoders", type=int, default=1, help="threads decoding videos ahead (default 1)")
+    parser.add_argument("--progress", action="store_true", help="show the progress bar over the files (on stderr) "
+                        "even when the output is not a terminal")
     from .predict_ray import add_ray_arguments
 
     add_ray_arguments(parser)
@@ -89,10 +94,12 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
         parser.error("--checkpoint and --frames go with --variant; an artifact's manifest fixes both")
     if args.checkpoint and args.frames:
         parser.error("--frames applies to the seeded init only: a checkpoint fixes its clip length")
-    for name in ("topk", "frames", "threads"):
+    for name in ("topk", "frames", "threads", "decoders"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name} must be a positive integer, got {value}")
+    if args.prefetch < 0:
+        parser.error(f"--prefetch must be 0 (serial) or a positive integer, got {args.prefetch}")
     if args.json and args.json != "-" and not Path(args.json).resolve().parent.is_dir():
         parser.error(f"--json {args.json}: its directory does not exist; create it first")
     from .predict_ray import check_ray_args
@@ -144,27 +151,35 @@ def print_prediction(console: object, record: dict) -> None:
         console.print(f"   [yellow]note[/]: {escape(note)}")
 
 
+def progress_console(console: object, videos: list[str], forced: bool) -> object | None:
+    """Where the progress bar over the files goes: the console if it is a terminal, stderr if ``forced``, else None."""
+    from rich.console import Console
+
+    if len(videos) < 2:
+        return None
+    if console.is_terminal:
+        return console
+    return Console(stderr=True, force_terminal=True) if forced else None
+
+
 def run_batch(predictor: object, videos: list[str], args: argparse.Namespace, console: object) -> list[dict]:
-    """Predict every video (a failure is recorded and the batch goes on), with a progress bar for batches."""
+    """Predict every video, decoding the next ones during inference; a failure is recorded and the batch goes on."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..predict import InferenceError, error_record
-    from ..video import VideoError
+    from ..overlap import predict_overlapped
+    from ..predict import error_record
 
     records: list[dict] = []
-    show_bar = len(videos) > 1
+    bar_console = progress_console(console, videos, args.progress)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True, disable=not show_bar) as progress:
+                  console=bar_console, transient=bar_console is console, disable=bar_console is None) as progress:
         task = progress.add_task("predicting", total=len(videos))
-        for video in videos:
-            progress.update(task, description=f"predicting {Path(video).name}")
-            try:
-                record = predictor.predict(video, args.topk, args.allow_partial).to_record()
-            except (VideoError, InferenceError) as e:
-                record = error_record(video, e)
+        for video, outcome in predict_overlapped(predictor, videos, args.topk, args.allow_partial, args.prefetch,
+                                                 args.decoders):
+            record = error_record(video, outcome) if isinstance(outcome, Exception) else outcome.to_record()
             records.append(record)
-            print_prediction(progress.console, record)
-            progress.advance(task)
+            print_prediction(console, record)
+            progress.update(task, advance=1, description=f"predicted {Path(video).name}")
     return records
 
 

@@ -219,7 +219,18 @@ def _read_state(run_dir: Path) -> dict:
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = None) -> TrainResult:
-    """Train (or continue with ``resume``) one run; returns its history. KeyboardInterrupt is caught."""
+    """Train (or continue with ``resume``) one run; returns its history. KeyboardInterrupt is caught.
+
+    The run draws from torch's global generator (the init, dropout) only inside a fork seeded from
+    ``cfg.seed``, so the same config trains the same model whatever the process ran before, and the
+    caller's random state is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return _train(cfg, resume, progress)
+
+
+def _train(cfg: TrainConfig, resume: bool, progress: Progress | None) -> TrainResult:
     torch.set_num_threads(max(cfg.threads, 1))
     run_dir = Path(cfg.out)
     state = None
@@ -254,6 +265,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: Progress | None = No
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
     generator = torch.Generator().manual_seed(cfg.seed + first_epoch)
+    torch.manual_seed(cfg.seed + first_epoch)
     result = TrainResult(run_dir, history, tuple(classes))
     if progress:
         progress("start", {"config": cfg, "classes": classes, "train": len(train_idx), "val": len(val_idx),
