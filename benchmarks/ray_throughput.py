@@ -4,6 +4,8 @@ Generates (once, cached in --video-dir) ``--videos`` short test videos with Open
 writer, then times, interleaved for ``--repeats`` rounds on the same machine:
 
 * ``serial``: the plain ``vmf-predict`` loop: one ``Predictor``, ``predict()`` per video;
+* ``overlapped``: ``vmf-predict``'s local engine, decoding ahead while the model runs
+  (:func:`vmf_deploy.overlap.predict_overlapped`, its defaults: prefetch 2, 1 decoder);
 * ``ray, N actor(s)``: :func:`vmf_deploy.batch.ray_engine.predict_paths` with N inference
   actors and ``--workers`` decode tasks, on one local Ray started once (its start-up is
   reported apart; actor start-up and model loading are inside every round, as the model
@@ -60,6 +62,20 @@ def serial(paths: list[str], artifact: str, threads: int | None) -> float:
     return time.perf_counter() - t0
 
 
+def overlapped(paths: list[str], artifact: str, threads: int | None) -> float:
+    """Seconds for the local engine's overlapped loop: load the model, decode ahead while it runs."""
+    from vmf_deploy.overlap import predict_overlapped
+    from vmf_deploy.predict import Predictor
+
+    t0 = time.perf_counter()
+    predictor = Predictor.from_artifact(artifact, None, threads)
+    for _video, outcome in predict_overlapped(predictor, paths, 5):
+        if isinstance(outcome, Exception):
+            raise SystemExit(f"the overlapped loop failed on a generated video: {outcome}")
+    predictor.close()
+    return time.perf_counter() - t0
+
+
 def on_ray(paths: list[str], artifact: str, threads: int | None, actors: int, workers: int) -> float:
     """Seconds for the Ray engine with ``actors`` inference actors and ``workers`` decode tasks."""
     from vmf_deploy.batch.ray_engine import ModelRef, predict_paths
@@ -98,7 +114,8 @@ def main() -> int:
     width, height = (int(v) for v in args.size.split("x"))
     paths = make_videos(args.video_dir, args.videos, args.frames, (width, height))
     artifact = str(Path(args.artifact).resolve())
-    configs = {"serial": lambda: serial(paths, artifact, args.threads)}
+    configs = {"serial": lambda: serial(paths, artifact, args.threads),
+               "overlapped": lambda: overlapped(paths, artifact, args.threads)}
     for actors in (1, 2):
         configs[f"ray, {actors} actor{'s' if actors > 1 else ''}"] = (
             lambda a=actors: on_ray(paths, artifact, args.threads, a, args.workers))
