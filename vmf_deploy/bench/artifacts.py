@@ -39,7 +39,7 @@ def export_artifact(target: str, variant: str, frames: int, out_dir: Path, preci
     from ..export.recipes import accept_any_parity
     from ..export.targets import get_target
 
-    calibration = "synthetic" if precision == "int8" and target != "coreml" else None
+    calibration = "synthetic" if precision == "int8" and get_target(target).calibrated else None
     recipe = accept_any_parity(get_target(target), precision, out_dir) if precision == "int8" else None
     try:
         return Path(export_model(variant, target, out_dir, frames=frames, force=True, precision=precision,

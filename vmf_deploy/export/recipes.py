@@ -16,13 +16,14 @@ A recipe has three parts::
     [quantization]                  # optional: how --precision int8 quantizes (QUANTIZATION_KEYS)
     calibration_clips = 64
 
-Every key is validated here, and an error names the file and the key. The target
-tables of ``onnx`` and ``coreml`` are checked against :data:`TARGET_KEYS`; the
-``executorch`` table is validated by the ExecuTorch lowering itself.
+Every key is validated here, and an error names the file and the key. A target's table
+is checked against :data:`TARGET_KEYS`, or by its lowering's own validator
+(:data:`TARGET_VALIDATORS`: the ``executorch`` table).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import tomllib
 from collections.abc import Callable
@@ -90,6 +91,10 @@ TARGET_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
     },
 }
 """Allowed keys of each target's table: key → (check, what a valid value is)."""
+TARGET_VALIDATORS: dict[str, str] = {
+    "executorch": "executorch_export:executorch_options",
+}
+"""Targets whose lowering validates its own table: ``"module:function"`` under ``vmf_deploy.export``."""
 
 _CLIPS: tuple[Check, str] = ((lambda v: _is_int(v) and 1 <= v <= 100_000), "an integer from 1 to 100000")
 QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
@@ -272,10 +277,9 @@ def validate_recipe(data: dict[str, Any], target: Target, path: Path) -> Recipe:
     recipe = Recipe(path=path, target=target.name, options=dict(options), runtime=runtime, seeds=tuple(seeds),
                     synthetic_clips=synthetic, heldout_clips=heldout, tolerances=tolerances,
                     quantization=quantization, data=data)
-    if spec is None and target.name == "executorch":
-        from vmf_deploy.export.executorch_export import executorch_options
-
-        executorch_options(recipe)
+    if spec is None and target.name in TARGET_VALIDATORS:
+        module, function = TARGET_VALIDATORS[target.name].split(":")
+        getattr(importlib.import_module(f"vmf_deploy.export.{module}"), function)(recipe)
     return recipe
 
 
