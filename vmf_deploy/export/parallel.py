@@ -23,7 +23,7 @@ from typing import Any
 
 from vmf_deploy.export.errors import ExportError
 from vmf_deploy.export.pipeline import ExportResult, export_model
-from vmf_deploy.export.targets import get_target
+from vmf_deploy.export.targets import TARGETS
 
 Cell = tuple[str, str]
 """One export: ``(variant, target)``."""
@@ -117,7 +117,7 @@ def run_exports(cells: list[Cell], options: dict, jobs: int, on_step: StepEvent 
     outcomes: dict[Cell, ExportOutcome] = {}
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context, initializer=_worker_init,
                              initargs=(events,), max_tasks_per_child=1) as pool:
-        longest_first = sorted(cells, key=lambda cell: not get_target(cell[1]).slow)  # longest job first
+        longest_first = sorted(cells, key=lambda cell: not getattr(TARGETS.get(cell[1]), "slow", False))
         pending: dict[Future, Cell] = {pool.submit(_worker_run, cell, options): cell for cell in longest_first}
         while pending:
             done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
