@@ -8,10 +8,16 @@ from ..runners import RunnerError
 
 
 def artifact_size(path: Path) -> int:
-    """Size in bytes of a file artifact, or the total of a directory artifact (``.mlpackage``)."""
+    """Size in bytes of an artifact: its file, its files (OpenVINO: those its manifest lists), or its directory's."""
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
+    from ..manifest import ManifestError, manifest_path, read_manifest
+
+    try:
+        names = list(read_manifest(manifest_path(path))["artifact"].get("files") or [path.name])
+    except ManifestError:
+        names = [path.name]
+    return sum(path.with_name(name).stat().st_size for name in names)
 
 
 def artifact_precision(path: Path) -> str:

@@ -32,6 +32,7 @@ RUNTIME_DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "onnxruntime-cpu": ("onnxruntime", "onnxruntime {version} CPU"),
     "executorch-xnnpack": ("executorch", "ExecuTorch {version} Python runtime, XNNPACK delegate"),
     "coreml": ("coremltools", "Core ML (coremltools {version})"),
+    "openvino-cpu": ("openvino", "OpenVINO {version} CPU"),
 }
 """Gate runtime → (distribution whose version is named, description)."""
 

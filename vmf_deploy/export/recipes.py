@@ -75,6 +75,11 @@ COREML_COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
 ONNX_BRIDGE_FORMS = ("channels-first", "attention")
 """Values of ``[onnx] bridges``: the keys of ``vmf_deploy.rewrites.ALTERNATIVES["bridges"]`` (kept torch-free here)."""
 
+OPENVINO_PRECISION_HINTS = ("f32", "bf16", "f16")
+"""Values of ``[openvino] precision_hint`` (OpenVINO's ``INFERENCE_PRECISION_HINT``)."""
+OPENVINO_PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+"""Values of ``[openvino] performance_hint`` (OpenVINO's ``PERFORMANCE_HINT``)."""
+
 TARGET_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
     "onnx": {
         "opset": _int_range(18, 28),
@@ -88,6 +93,13 @@ TARGET_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "compute_units": _one_of(*COREML_COMPUTE_UNITS),
         "compute_precision": _one_of("fp32", "fp16"),
         "fp32_modules": _str_list(),
+    },
+    "openvino": {
+        "onnx_opset": _int_range(18, 23),
+        "precision_hint": _one_of(*OPENVINO_PRECISION_HINTS),
+        "performance_hint": _one_of(*OPENVINO_PERFORMANCE_HINTS),
+        "num_streams": _int_range(1, 64),
+        "inference_num_threads": _int_range(0, 1024),
     },
 }
 """Allowed keys of each target's table: key → (check, what a valid value is)."""
