@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, or directories (every video in "
                         "them, sorted by name)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--artifact", type=Path, help="exported artifact (.onnx, .pte, .mlpackage) with its "
+    source.add_argument("--artifact", type=Path, help="exported artifact (.onnx, .pte, .mlpackage, .xml) with its "
                         ".manifest.json beside it")
     source.add_argument("--variant", help="registry name run in eager PyTorch (torch-cpu or torch-cuda)")
     parser.add_argument("--checkpoint", type=Path, help="weights for --variant, with their class names and "
