@@ -148,7 +148,8 @@ def markdown(results: list[dict], backends: tuple[str, ...], device: dict, setti
              f"backend order rotating; medians over the pooled samples), {settings.frames}-frame clips "
              "(VMF at its resolution, X3D at 160²)."), probe_line(list(probes)), load_line, "",
              table(COLUMNS, [table_row(r) for r in results]), "",
-             "Issue 8's targets (best CPU backend per variant; X3D-S at 64×160² measured in the same run):", "",
+             f"Issue 8's targets (best CPU backend per variant; X3D-S at {settings.frames}×160² measured in the same "
+             "run):", "",
              table(TARGET_COLUMNS, target_rows(results, backends)), "",
              f"X3D-S ÷ VMF-2G (paper Table 12: {PAPER_X3DS_OVER_2G:.1f}× on a Xeon): "
              + "; ".join(x3d_over_2g(results, backends)), "",
