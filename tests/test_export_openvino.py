@@ -166,3 +166,24 @@ def test_recipe_keys_are_validated(tmp_path: Path, edit: tuple[str, str], messag
     with pytest.raises(ExportError) as info:
         load_recipe(get_target("openvino"), path)
     assert message in str(info.value) and str(path) in str(info.value)
+
+
+def test_vmf_bench_profile_aggregates_openvino_perf_counts(tmp_path: Path) -> None:
+    import openvino as ov
+    import torch
+
+    from vmf_deploy.bench.profile import profile_runner
+
+    model = torch.nn.Sequential(torch.nn.Conv3d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool3d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(8, 4)).eval()
+    xml = tmp_path / "tiny.xml"
+    ov.save_model(ov.convert_model(model, example_input=torch.zeros(1, 3, 4, 16, 16)), str(xml))
+    runner = get_runner("openvino-cpu", threads=1)
+    runner.load(xml)
+    prof = profile_runner(runner, np.zeros((1, 3, 4, 16, 16), np.float32), 3, tmp_path / "prof", xml)
+    runner.close()
+    ops = {row["op"]: row for row in prof["ops"]}
+    assert prof["source"].startswith("OpenVINO 2026.4.1 PERF_COUNT (CPU)")
+    assert "Convolution" in ops and ops["Convolution"]["calls"] == 1 and ops["Convolution"]["total_ms"] > 0
+    assert sum(row["share"] for row in prof["ops"]) == pytest.approx(1.0)
+    assert len(json.loads(Path(prof["file"]).read_text())) == 3 * sum(row["calls"] for row in prof["ops"])

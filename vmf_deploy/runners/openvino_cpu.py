@@ -57,10 +57,10 @@ class OpenVINOCPURunner(Runner):
         core = ov.Core()
         try:
             model = core.read_model(str(artifact))
-            config = compile_options(model)
+            self.config = compile_options(model)
             if self.threads:
-                config["INFERENCE_NUM_THREADS"] = self.threads
-            self.compiled = core.compile_model(model, self.device, config)
+                self.config["INFERENCE_NUM_THREADS"] = str(self.threads)
+            self.compiled = core.compile_model(model, self.device, self.config)
         except RuntimeError as e:  # OpenVINO raises RuntimeError subclasses with multi-line messages
             first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
             raise RunnerError(f"OpenVINO could not load {artifact} on {self.device}: {first}; re-export it with "
