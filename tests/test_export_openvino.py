@@ -177,7 +177,7 @@ def test_vmf_bench_profile_aggregates_openvino_perf_counts(tmp_path: Path) -> No
     model = torch.nn.Sequential(torch.nn.Conv3d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool3d(1),
                                 torch.nn.Flatten(), torch.nn.Linear(8, 4)).eval()
     xml = tmp_path / "tiny.xml"
-    ov.save_model(ov.convert_model(model, example_input=torch.zeros(1, 3, 4, 16, 16)), str(xml))
+    ov.save_model(ov.convert_model(torch.export.export(model, (torch.zeros(1, 3, 4, 16, 16),))), str(xml))
     runner = get_runner("openvino-cpu", threads=1)
     runner.load(xml)
     prof = profile_runner(runner, np.zeros((1, 3, 4, 16, 16), np.float32), 3, tmp_path / "prof", xml)
