@@ -1,6 +1,8 @@
-"""The full CPU matrix: four VMF variants + X3D-XS / X3D-S, 64 frames, three CPU backends, one run.
+"""The full CPU matrix: four VMF variants + X3D-XS / X3D-S, 64 frames, four CPU backends, one run.
 
     .venv/bin/python benchmarks/bench_matrix.py            # ~30-60 min on 2 cores; run it alone
+    .venv/bin/python benchmarks/bench_matrix.py --variants 560m 2g x3d-s --backends onnxruntime-cpu openvino-cpu \
+        --frames 16 --out benchmarks/results/bench_matrix_openvino_16f   # onnxruntime vs OpenVINO, ~15 min
 
 Prints the vmf-bench table and issue 8's targets next to the measurements (best CPU
 backend per variant, ExecuTorch ÷ best, X3D-S ÷ VMF ratios measured side by side), and
@@ -10,6 +12,7 @@ writes benchmarks/results/bench_matrix.{json,png,md}. Every number comes from th
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +27,7 @@ from vmf_deploy.manifest import write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = ("560m", "1g", "2g", "5g", "x3d-xs", "x3d-s")
-BACKENDS = ("torch-cpu", "onnxruntime-cpu", "executorch-xnnpack")
+BACKENDS = ("torch-cpu", "onnxruntime-cpu", "executorch-xnnpack", "openvino-cpu")
 # issue 8: per variant, the latency target (ms, best CPU backend) and the X3D-S ÷ VMF ratio target
 TARGETS = {"560m": (25.0, 26.0), "1g": (75.0, 8.5), "2g": (105.0, 6.0), "5g": (230.0, 2.8)}
 EXECUTORCH_MAX_RATIO = 1.2
@@ -129,8 +132,10 @@ def probe_line(probes: list[dict]) -> str:
 
 
 def markdown(results: list[dict], backends: tuple[str, ...], device: dict, settings: BenchSettings,
-             probes: list[dict] = ()) -> str:
-    """The tables as Markdown (for docs/bench.md)."""
+             probes: list[dict] = (), load: dict | None = None) -> str:
+    """The tables as Markdown (for docs/bench.md); ``load``: the load averages before and after the run."""
+    load_line = "" if not load else (f"Load average (1/5/15 min) before {load['before']}, after {load['after']} "
+                                     "(other processes sharing the CPU).")
     def table(columns, rows) -> str:
         out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         out += ["| " + " | ".join(c.replace("[green]", "").replace("[/green]", "").replace("[red]", "")
@@ -138,18 +143,19 @@ def markdown(results: list[dict], backends: tuple[str, ...], device: dict, setti
                                   for c in row) + " |" for row in rows]
         return "\n".join(out)
 
-    lines = [f"Machine: {describe(device)}.", f"Settings: {settings.threads} threads, batch 1, fp32, "
+    lines = [f"Machine: {describe(device)}.", (f"Settings: {settings.threads} threads, batch 1, fp32, "
              f"{settings.rounds} rounds of {settings.warmup} warm-up + {settings.runs} timed runs (fresh process each, "
-             "backend order rotating; medians over the pooled samples), 64-frame clips "
-             "(VMF at its resolution, X3D at 160²).", probe_line(list(probes)), "",
+             f"backend order rotating; medians over the pooled samples), {settings.frames}-frame clips "
+             "(VMF at its resolution, X3D at 160²)."), probe_line(list(probes)), load_line, "",
              table(COLUMNS, [table_row(r) for r in results]), "",
-             "Issue 8's targets (best CPU backend per variant; X3D-S at 64×160² measured in the same run):", "",
+             f"Issue 8's targets (best CPU backend per variant; X3D-S at {settings.frames}×160² measured in the same "
+             "run):", "",
              table(TARGET_COLUMNS, target_rows(results, backends)), "",
              f"X3D-S ÷ VMF-2G (paper Table 12: {PAPER_X3DS_OVER_2G:.1f}× on a Xeon): "
              + "; ".join(x3d_over_2g(results, backends)), "",
-             "Issue 8's memory criterion (peak RSS of load + inference, runtime import excluded; the largest "
+             ("Issue 8's memory criterion (peak RSS of load + inference, runtime import excluded; the largest "
              "activation set is a liveness analysis of the model's torch.export graph, "
-             "vmf_deploy/bench/memory_budget.py):", "",
+             "vmf_deploy/bench/memory_budget.py):"), "",
              table(MEMORY_COLUMNS, memory_rows(results))]
     return "\n".join(lines) + "\n"
 
@@ -173,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench_matrix: {describe(device)}", flush=True)
 
     probes: list[dict] = [{"after": "start", "gemm_gmacs": gemm_gflops(), "copy_gbps": copy_gbps()}]
+    load = {"before": [round(x, 2) for x in os.getloadavg()]}
 
     def progress(r: dict) -> None:
         lat = r["latency_ms"]
@@ -187,13 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="vmf-bench-matrix-") as work:
         results = run_matrix(backends, args.variants, settings, Path(work), on_result=progress)
     doc = build_document(results, settings, device, " ".join(["benchmarks/bench_matrix.py", *(argv or sys.argv[1:])]))
+    load["after"] = [round(x, 2) for x in os.getloadavg()]
     doc["machine_probes"] = probes  # outside the bench schema: this script's record of the VM's drift
+    doc["load_average"] = load
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out.with_suffix(".json"), doc)
     if any(r["status"] == "ok" for r in results):
         plot_results(results, args.out.with_suffix(".png"),
-                     title=f"64-frame clip, batch 1, fp32, {settings.threads} threads: {device['cpu_model']}")
-    md = markdown(results, backends, device, settings, probes)
+                     title=f"{args.frames}-frame clip, batch 1, fp32, {settings.threads} threads: "
+                           f"{device['cpu_model']}")
+    md = markdown(results, backends, device, settings, probes, load)
     args.out.with_suffix(".md").write_text(md)
     print_table(results, f"bench_matrix ({args.frames} frames, {settings.threads} threads, batch 1, fp32)")
     print(md.split("Issue 8's")[1] if "Issue 8's" in md else md)

@@ -21,7 +21,7 @@ import vmf_deploy
 from vmf_deploy.export.parallel import run_exports
 
 OWN_LINES = [
-    r"[^ ]+ → (onnx|executorch|coreml)",                       # an export's header
+    r"[^ ]+ → (onnx|executorch|coreml|openvino)",              # an export's header
     r"  ✓ [a-z]+ +\d+\.\d\d s",                                 # a finished step
     r"running \d+ exports at once, each in its own process \(--jobs\)",
     r"\s*vmf-export\s*",                                         # the summary table's title
@@ -72,7 +72,7 @@ def test_export_all_targets_prints_only_its_own_lines(tmp_path: Path) -> None:
     foreign = [line for line in done.stdout.splitlines()
                if line.strip() and not any(re.fullmatch(p, line) for p in OWN_LINES)]
     assert foreign == [], "third-party lines on the console:\n" + "\n".join(foreign)
-    assert "3 of 3 export(s) passed" in done.stdout
+    assert "4 of 4 export(s) passed" in done.stdout
     log = out / "vmf-export.log"
     # the noise the issue names was produced, and went to the log instead of the console
     text = log.read_text()

@@ -5,13 +5,12 @@ The default run converts 560m (fp32 and fp16); the other variants are under ``-m
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from vmf_deploy.export.parity_gate import NOT_RUN_COREML
+from vmf_deploy.export.coreml_export import NOT_RUN as NOT_RUN_COREML
 from vmf_deploy.export.pipeline import export_model
 from vmf_deploy.manifest import read_manifest, verify_artifact
 

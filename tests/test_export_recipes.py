@@ -142,10 +142,12 @@ def test_executorch_table_is_validated_at_load(tmp_path: Path) -> None:
 
 
 def test_targets_are_data() -> None:
-    assert [t.name for t in resolve_targets("all")] == ["onnx", "executorch", "coreml"]
+    assert [t.name for t in resolve_targets("all")] == ["onnx", "executorch", "coreml", "openvino"]
     assert artifact_name("1g", 64, TARGETS["coreml"], "fp16") == "1g-64f-fp16.mlpackage"
     assert artifact_name("560m", 16, TARGETS["executorch"], "fp32") == "560m-16f.pte"
-    with pytest.raises(ExportError, match="unknown target 'tflite'; valid targets: onnx, executorch, coreml"):
+    assert artifact_name("x3d-s", 16, TARGETS["openvino"], "fp32") == "x3d-s-16f.xml"
+    assert [f.name for f in TARGETS["openvino"].files(Path("560m-16f.xml"))] == ["560m-16f.xml", "560m-16f.bin"]
+    with pytest.raises(ExportError, match="unknown target 'tflite'; valid targets: onnx, executorch, coreml, openvino"):
         get_target("tflite")
 
 

@@ -68,17 +68,45 @@ def read_manifest(path: str | os.PathLike) -> dict:
 
 
 def verify_artifact(artifact: str | os.PathLike, manifest: dict) -> None:
-    """Refuse an artifact whose sha256 differs from the manifest's (tampered or mismatched)."""
+    """Refuse an artifact whose sha256 differs from the manifest's (tampered or mismatched).
+
+    An artifact of several files (OpenVINO's ``.xml`` + ``.bin``) lists them in ``artifact.files``;
+    each is checked and the error names the one that differs.
+    """
     from .checkpoint import file_sha256
 
     artifact = Path(artifact)
     if not artifact.exists():
         raise ManifestError(f"artifact {artifact} not found")
+    files = manifest["artifact"].get("files")
+    if files:
+        for name, expected in files.items():
+            path = artifact.with_name(name)
+            if not path.is_file():
+                raise ManifestError(f"{path} not found: it belongs to {artifact.name} (its manifest lists it); "
+                                    "copy it beside the artifact or re-export")
+            actual = file_sha256(path)
+            if actual != expected:
+                raise ManifestError(f"{path} does not match its manifest (sha256 {actual[:12]}… != {expected[:12]}…): "
+                                    f"it was modified or belongs to another export; re-export {artifact.name}")
+        actual = files_sha256(files)
+    else:
+        actual = file_sha256(artifact) if artifact.is_file() else tree_sha256(artifact)
     expected = manifest["artifact"]["sha256"]
-    actual = file_sha256(artifact) if artifact.is_file() else tree_sha256(artifact)
     if actual != expected:
         raise ManifestError(f"artifact {artifact} does not match its manifest (sha256 {actual[:12]}… != "
                             f"{expected[:12]}…): it was modified or belongs to another export; re-export it")
+
+
+def files_sha256(files: dict[str, str]) -> str:
+    """sha256 over an artifact of several files, from ``{name: sha256 of the file}``: as :func:`tree_sha256`."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode())
+        h.update(bytes.fromhex(files[name]))
+    return h.hexdigest()
 
 
 def tree_sha256(path: str | os.PathLike) -> str:

@@ -207,8 +207,10 @@ def default_backend(artifact: str | Path) -> str:
             continue  # a backend whose module is not part of this install
         if cls.artifact_suffix == suffix and suffix != EAGER_SUFFIX:
             return name
-    raise ModelLoadError(f"no backend runs {suffix or 'suffix-less'} artifacts ({artifact}); "
-                         "pass an artifact written by vmf-export (.onnx, .pte, .mlpackage)")
+    from .export.targets import TARGETS
+
+    raise ModelLoadError(f"no backend runs {suffix or 'suffix-less'} artifacts ({artifact}); pass an artifact "
+                         f"written by vmf-export ({', '.join(t.suffix for t in TARGETS.values())})")
 
 
 def model_from_manifest(manifest: dict) -> object:

@@ -8,10 +8,16 @@ from ..runners import RunnerError
 
 
 def artifact_size(path: Path) -> int:
-    """Size in bytes of a file artifact, or the total of a directory artifact (``.mlpackage``)."""
+    """Size in bytes of an artifact: its file, its files (OpenVINO: those its manifest lists), or its directory's."""
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
+    from ..manifest import ManifestError, manifest_path, read_manifest
+
+    try:
+        names = list(read_manifest(manifest_path(path))["artifact"].get("files") or [path.name])
+    except ManifestError:
+        names = [path.name]
+    return sum(path.with_name(name).stat().st_size for name in names)
 
 
 def artifact_precision(path: Path) -> str:
@@ -39,7 +45,7 @@ def export_artifact(target: str, variant: str, frames: int, out_dir: Path, preci
     from ..export.recipes import accept_any_parity
     from ..export.targets import get_target
 
-    calibration = "synthetic" if precision == "int8" and target != "coreml" else None
+    calibration = "synthetic" if precision == "int8" and get_target(target).calibrated else None
     recipe = accept_any_parity(get_target(target), precision, out_dir) if precision == "int8" else None
     try:
         return Path(export_model(variant, target, out_dir, frames=frames, force=True, precision=precision,

@@ -12,7 +12,8 @@ from pathlib import Path
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
              "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
              "neon", "asimd", "asimddp", "asimdhp", "sve", "sve2", "i8mm", "bf16")
-LIBRARIES = ("vmf-deploy", "torch", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "executorch", "coremltools")
+LIBRARIES = ("vmf-deploy", "torch", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "executorch", "coremltools",
+             "openvino")
 
 
 def _cpuinfo() -> dict[str, str]:

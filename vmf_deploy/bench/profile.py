@@ -1,4 +1,5 @@
-"""Per-op time breakdown of one backend: onnxruntime's profiler, ExecuTorch's ETDump, PyTorch's profiler.
+"""Per-op time breakdown of one backend: onnxruntime's profiler, ExecuTorch's ETDump, OpenVINO's ``PERF_COUNT``,
+PyTorch's profiler.
 
 Each profiler runs in a separate pass after the timed runs (profiling perturbs timing) and
 is aggregated by op type into ``{"source", "file", "ops": [{"op", "total_ms", "calls",
@@ -7,6 +8,7 @@ is aggregated by op type into ``{"source", "file", "ops": [{"op", "total_ms", "c
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -128,6 +130,36 @@ def profile_torch(model, clip: np.ndarray, runs: int, out_dir: Path) -> dict:  #
             "ops": aggregate(times, calls, runs)}
 
 
+def profile_openvino(runner, clip: np.ndarray, runs: int, out_dir: Path, artifact: Path) -> dict:  # noqa: ANN001
+    """Run ``runs`` clips in an IR compiled as the runner compiles it plus ``PERF_COUNT``; per node type, executed nodes.
+
+    The per-node rows of every timed run (the warm-up run excluded) are written to
+    ``openvino_perf_counts.json`` in ``out_dir``.
+    """
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(artifact), runner.device, {**runner.config, "PERF_COUNT": "YES"})
+    request = compiled.create_infer_request()
+    request.infer({0: clip})  # warm-up, excluded
+    times: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    rows = []
+    for _ in range(runs):
+        request.infer({0: clip})
+        for info in request.profiling_info:
+            if info.status != info.Status.EXECUTED:
+                continue
+            us = info.real_time.total_seconds() * 1e6
+            times[info.node_type] += us
+            calls[info.node_type] += 1
+            rows.append({"node": info.node_name, "type": info.node_type, "exec_type": info.exec_type, "us": us})
+    trace_file = out_dir / "openvino_perf_counts.json"
+    trace_file.write_text(json.dumps(rows))
+    version = importlib.metadata.version("openvino")
+    return {"source": f"OpenVINO {version} PERF_COUNT ({runner.device})", "file": str(trace_file),
+            "ops": aggregate(times, calls, runs)}
+
+
 def profile_runner(runner, clip: np.ndarray, runs: int, out_dir: Path,  # noqa: ANN001
                    artifact: Path | None = None) -> dict:
     """Per-op breakdown for the runner's backend (raises :class:`ProfileUnavailable` if none is wired)."""
@@ -136,6 +168,8 @@ def profile_runner(runner, clip: np.ndarray, runs: int, out_dir: Path,  # noqa: 
         return profile_onnxruntime(runner, clip, runs, out_dir, artifact)
     if runner.name == "executorch-xnnpack" and artifact is not None:  # ETDump of the Python runtime's run
         return profile_executorch(clip, runs, out_dir, artifact)
+    if hasattr(runner, "compiled") and hasattr(runner, "config") and artifact is not None:  # an OpenVINO IR
+        return profile_openvino(runner, clip, runs, out_dir, artifact)
     model = getattr(runner, "model", None)
     if model is not None and hasattr(model, "named_modules"):
         return profile_torch(model, clip, runs, out_dir)

@@ -1,4 +1,4 @@
-"""``vmf-export``: export Video Mobile-Former to ONNX, ExecuTorch (XNNPACK) or CoreML, gated on parity.
+"""``vmf-export``: export Video Mobile-Former to ONNX, ExecuTorch (XNNPACK), CoreML or OpenVINO, gated on parity.
 
 Each artifact is written with ``<artifact>.manifest.json`` and the label file beside it,
 only after it ran in its runtime and matched PyTorch fp32 within the recipe's tolerance.
@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from vmf_deploy.export.targets import TARGETS  # stdlib only: --help stays instant
+
 if TYPE_CHECKING:  # heavy imports (torch, exporters) happen after argument parsing
     from rich.console import Console
 
@@ -22,7 +24,6 @@ if TYPE_CHECKING:  # heavy imports (torch, exporters) happen after argument pars
 PROG = "vmf-export"
 LOG_NAME = "vmf-export.log"
 """The third-party output of a run, in the output directory."""
-TARGET_CHOICES = ("onnx", "executorch", "coreml", "all")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                "recipes: export/<target>.toml (see docs/export.md)")
     parser.add_argument("--variant", required=True,
                         help="registry name (560m, 1g, 2g, 5g, mobile3d-*, ... see vmf-info) or 'all'")
-    parser.add_argument("--target", required=True, choices=TARGET_CHOICES, help="export target, or 'all'")
+    parser.add_argument("--target", required=True, choices=(*TARGETS, "all"), help="export target, or 'all'")
     parser.add_argument("--checkpoint", type=Path, help="a vmf-deploy checkpoint (.safetensors) of --variant; its "
                         "class names and preprocessing go into the label file and manifest; default: the "
                         "deterministic seeded init (seed 0)")

@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "them, sorted by name); with --engine ray also glob patterns, .txt/.csv/.parquet path "
                         "lists and URIs pyarrow opens (docs/ray.md)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--artifact", type=Path, help="exported artifact (.onnx, .pte, .mlpackage) with its "
+    source.add_argument("--artifact", type=Path, help="exported artifact (.onnx, .pte, .mlpackage, .xml) with its "
                         ".manifest.json beside it")
     source.add_argument("--variant", help="registry name run in eager PyTorch (torch-cpu or torch-cuda)")
     parser.add_argument("--checkpoint", type=Path, help="weights for --variant, with their class names and "

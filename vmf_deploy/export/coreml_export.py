@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from vmf_deploy.export.errors import ExportError, exporter_failure
+from vmf_deploy.export.lowering import Lowered, LoweringJob
 from vmf_deploy.export.targets import INPUT_NAME, OUTPUT_NAME
 
 # MIL protobuf DataType values of the op outputs we count (coremltools/proto/MIL.proto).
@@ -200,3 +201,33 @@ def validate_mlpackage(path: Path, input_shape: tuple[int, ...], num_classes: in
                     dt = out.type.tensorType.dataType
                     dtypes["fp16" if dt == _MIL_FLOAT16 else "fp32" if dt == _MIL_FLOAT32 else "other"] += 1
     return {"nodes": sum(ops.values()), "op_types": dict(ops.most_common()), "output_dtypes": dict(dtypes)}
+
+
+NOT_RUN = "not run: CoreML runtime needs macOS"
+"""The parity record's status where the Core ML runtime does not exist."""
+
+
+def lower(job: LoweringJob) -> Lowered:
+    """The ``coreml`` target: module rewrites → capture → convert (→ weight compression) → save → validate."""
+    from vmf_deploy.rewrites import run_rewrites
+
+    steps, quant = job.steps, job.quant
+    with steps("rewrite"):
+        rewritten, applied = run_rewrites("coreml", "module", job.model, fuse=job.fuse)
+    with steps("trace"):
+        program = capture(rewritten, job.shape, job.recipe.path)
+    with steps("lower"):
+        compute = "fp32" if quant else job.precision  # weight compression applies to the fp32 program
+        mlmodel, kept_fp32 = convert(program, job.shape, job.recipe.options, compute, job.recipe.path)
+    if quant:
+        from vmf_deploy.quantize.coreml_weights import compress_weights
+
+        with steps("quantize"):
+            mlmodel, quant.summary = compress_weights(mlmodel, job.precision, quant.options)
+    with steps("save"):
+        save_mlpackage(mlmodel, job.staged)
+    with steps("validate"):
+        graph = validate_mlpackage(job.staged, job.shape, int(job.model.cfg.num_classes))
+    graph["ops_kept_fp32"] = kept_fp32
+    return Lowered(rewrites=applied, graph=graph, options={**job.recipe.options, "compute_precision": job.precision},
+                   parity_not_run=None if coreml_runs_here() else NOT_RUN)

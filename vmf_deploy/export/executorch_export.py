@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from vmf_deploy.export.errors import ExportError
+from vmf_deploy.export.lowering import Lowered, LoweringJob
 
 COMPUTE_OPS = ("aten.convolution", "aten.linear", "aten.mm", "aten.addmm", "aten.bmm", "aten.matmul",
                "aten.baddbmm")
@@ -263,3 +264,34 @@ def lower_to_executorch(model: nn.Module, example: torch.Tensor, recipe: Any, fu
                           f"check [executorch] memory planning in {where}") from None
     seconds["serialize"] = time.perf_counter() - start
     return ExecuTorchProgram(buffer=buffer, delegation=summary, rewrites=applied, seconds=seconds, options=options)
+
+
+LAYER_DIFF_METHOD = "torchao numeric debugger: PyTorch's simulation of the int8 program against the float one"
+
+
+def lower(job: LoweringJob) -> Lowered:
+    """The ``executorch`` target: :func:`lower_to_executorch` (PT2E int8 when quantized), then save the ``.pte``."""
+    steps, quant = job.steps, job.quant
+    if steps.progress:
+        steps.progress("lower", None)
+    quantize = None
+    if quant:
+        from vmf_deploy.quantize.pt2e_xnnpack import fp32_module_paths, quantize_exported
+
+        def quantize(exported: Any, example: torch.Tensor) -> Any:
+            program, quant.layers = quantize_exported(exported, example, quant.calibration.clips, quant.options,
+                                                      quant.classes)
+            return program
+
+        quant.layer_diff_method = LAYER_DIFF_METHOD
+        quant.summary = {"scheme": "torchao PT2E, XNNPACKQuantizer symmetric (int8 weights and activations)",
+                         "per_channel": quant.options["per_channel"],
+                         "fp32_module_paths": fp32_module_paths(quant.classes, quant.options["fp32_modules"])}
+    program = lower_to_executorch(job.model, torch.zeros(job.shape), job.recipe, fuse=job.fuse, quantize=quantize)
+    if quant:
+        quant.summary.update(program.delegation.pop("precision"))
+    for name, seconds in program.seconds.items():
+        steps.record({"export": "trace", "serialize": "serialize"}.get(name, name), seconds)
+    with steps("save"):
+        program.save(job.staged)
+    return Lowered(rewrites=program.rewrites, delegation=program.delegation)

@@ -23,7 +23,7 @@ from vmf_deploy.counting import count_flops, count_params
 from vmf_deploy.export.errors import ExportError
 from vmf_deploy.export.targets import INPUT_NAME, OUTPUT_NAME, Target
 from vmf_deploy.labels import LABELS_FILE, kinetics400_labels, labels_path
-from vmf_deploy.manifest import SCHEMA, SCHEMA_VERSION, tree_sha256, validate_manifest
+from vmf_deploy.manifest import SCHEMA, SCHEMA_VERSION, files_sha256, tree_sha256, validate_manifest
 from vmf_deploy.preprocess import PreprocessSpec, spec_for
 
 KINETICS_MEANING = ("unnormalised Kinetics-400 class scores; softmax for probabilities; "
@@ -45,11 +45,18 @@ def package_versions(packages: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def artifact_digest(path: Path) -> tuple[str, int]:
-    """sha256 (tree hash for a directory, per docs/manifest.md) and total size in bytes of an artifact."""
+def artifact_digest(path: Path, companions: Sequence[Path] = ()) -> tuple[str, int, dict[str, str] | None]:
+    """sha256, total size in bytes and per-file sha256s (``None`` for one file) of an artifact.
+
+    A directory gets the tree hash (docs/manifest.md); an artifact with ``companions`` (OpenVINO's
+    ``.bin``) gets :func:`vmf_deploy.manifest.files_sha256` over all its files.
+    """
     if path.is_dir():
-        return tree_sha256(path), sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    return file_sha256(path), path.stat().st_size
+        return tree_sha256(path), sum(f.stat().st_size for f in path.rglob("*") if f.is_file()), None
+    if companions:
+        files = {f.name: file_sha256(f) for f in (path, *companions)}
+        return files_sha256(files), sum(f.stat().st_size for f in (path, *companions)), files
+    return file_sha256(path), path.stat().st_size, None
 
 
 def model_source(checkpoint: Path | None, seed: int = 0) -> dict[str, Any]:
@@ -127,7 +134,7 @@ def build_manifest(*, artifact: Path, target: Target, precision: str, model: tor
     (``export.quantization``, ``None`` otherwise).
     """
     cfg = model.cfg
-    sha, size = artifact_digest(artifact)
+    sha, size, files = artifact_digest(artifact, target.files(artifact)[1:])
     num_classes = int(cfg.num_classes)
     labels = export_labels(checkpoint)
     kinetics = tuple(labels) == kinetics400_labels()
@@ -135,7 +142,7 @@ def build_manifest(*, artifact: Path, target: Target, precision: str, model: tor
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "artifact": {"file": artifact.name, "format": target.artifact_format, "target": target.name,
-                     "sha256": sha, "size_bytes": size, "precision": precision},
+                     "sha256": sha, "size_bytes": size, "precision": precision, **({"files": files} if files else {})},
         "model": {"variant": variant, "config": cfg.to_dict(), "params": count_params(model),
                   "flops": count_flops(model, input_shape), "source": model_source(checkpoint)},
         "input": {"name": INPUT_NAME, "shape": list(input_shape), "dtype": "float32", "layout": "NCTHW"},

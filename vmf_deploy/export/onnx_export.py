@@ -24,7 +24,12 @@ from typing import Any
 import torch
 
 from vmf_deploy.export.errors import ExportError, exporter_failure
+from vmf_deploy.export.lowering import Lowered, LoweringJob
 from vmf_deploy.export.targets import INPUT_NAME, OUTPUT_NAME
+
+DIFF_CLIPS = 4
+"""Calibration clips the per-layer diff of a quantized ONNX graph runs on."""
+LAYER_DIFF_METHOD = "onnxruntime qdq_loss_debug: the QDQ graph against the fp32 graph in onnxruntime"
 
 
 @contextlib.contextmanager
@@ -112,3 +117,44 @@ def save_onnx(proto: Any, path: Path) -> None:
     import onnx
 
     onnx.save_model(proto, str(path), save_as_external_data=False)
+
+
+def lower(job: LoweringJob) -> Lowered:
+    """The ``onnx`` target: module rewrites → dynamo export → onnxsim → ONNX rewrites → check → save (→ int8 QDQ)."""
+    from vmf_deploy.rewrites import run_rewrites
+
+    options, steps, quant, staged = job.recipe.options, job.steps, job.quant, job.staged
+    with steps("rewrite"):
+        rewritten, applied = run_rewrites("onnx", "module", job.model, fuse=job.fuse)
+    with steps("trace"):
+        proto = trace_to_onnx(rewritten, job.shape, options["opset"], job.recipe.path)
+    if options["simplify"]:
+        with steps("simplify"):
+            proto = simplify_onnx(proto, job.recipe.path)
+    with steps("rewrite"):
+        proto, applied_onnx = run_rewrites("onnx", "onnx", proto, fuse=job.fuse,
+                                           choices={"bridges": options["bridges"]})
+        proto = prune_unused(proto)
+    if options["check"]:
+        with steps("check"):
+            check_onnx(proto)
+    fp32_path = staged.with_name("fp32-" + staged.name) if quant else staged
+    with steps("save"):
+        save_onnx(proto, fp32_path)
+    if quant:
+        import onnx
+
+        from vmf_deploy.quantize.layer_diff import onnx_layer_diff
+        from vmf_deploy.quantize.onnx_qdq import quantize_onnx
+
+        with steps("quantize"):
+            quant.summary = quantize_onnx(fp32_path, staged, quant.calibration.clips, quant.options, quant.classes,
+                                          staged.parent)
+            fp32_path.unlink()
+            proto = onnx.load(str(staged))
+        quant.layer_diff_method = LAYER_DIFF_METHOD
+        quant.layer_diff = lambda: onnx_layer_diff(staged.parent / "prepared.onnx", staged,
+                                                   quant.calibration.clips[:DIFF_CLIPS], set(quant.classes),
+                                                   staged.parent)
+    graph = {"nodes": len(proto.graph.node), "op_types": op_counts(proto)}
+    return Lowered(rewrites=applied + applied_onnx, graph=graph)

@@ -23,6 +23,7 @@ from typing import Any
 
 from vmf_deploy.export.errors import ExportError
 from vmf_deploy.export.pipeline import ExportResult, export_model
+from vmf_deploy.export.targets import TARGETS
 
 Cell = tuple[str, str]
 """One export: ``(variant, target)``."""
@@ -32,8 +33,6 @@ StepEvent = Callable[[Cell, str, "float | None"], None]
 JOB_MEMORY_BYTES = 3 * 1024**3
 """Memory set aside per parallel export: the largest measured peak (2.1 GiB, 5g to ExecuTorch at 64 frames,
 ``benchmarks/export_matrix.py``) plus headroom."""
-SLOW_TARGETS = ("executorch",)
-"""Targets started first when exports run side by side: their lowering takes 3-6× the others' (longest job first)."""
 
 _EVENTS: Any = None  # the worker process's end of the step queue
 
@@ -118,7 +117,7 @@ def run_exports(cells: list[Cell], options: dict, jobs: int, on_step: StepEvent 
     outcomes: dict[Cell, ExportOutcome] = {}
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context, initializer=_worker_init,
                              initargs=(events,), max_tasks_per_child=1) as pool:
-        longest_first = sorted(cells, key=lambda cell: cell[1] not in SLOW_TARGETS)
+        longest_first = sorted(cells, key=lambda cell: not getattr(TARGETS.get(cell[1]), "slow", False))
         pending: dict[Future, Cell] = {pool.submit(_worker_run, cell, options): cell for cell in longest_first}
         while pending:
             done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)

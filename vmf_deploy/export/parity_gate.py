@@ -23,27 +23,30 @@ from vmf_deploy.export.recipes import DEFAULT_SYNTHETIC_CLIPS
 from vmf_deploy.parity import ParityReport, ParityTolerance, compare_logits, parity_clips
 
 REFERENCE = "PyTorch fp32 eager"
-NOT_RUN_COREML = "not run: CoreML runtime needs macOS"
 NOISE_SOURCE = "vmf_deploy.parity.parity_clips"
 SYNTHETIC_SOURCE = "vmf_deploy.datasets.synthetic.gate_clips"
 SYNTHETIC_SEED = 0
 
 
+RUNTIME_DESCRIPTIONS: dict[str, tuple[str, str]] = {
+    "onnxruntime-cpu": ("onnxruntime", "onnxruntime {version} CPU"),
+    "executorch-xnnpack": ("executorch", "ExecuTorch {version} Python runtime, XNNPACK delegate"),
+    "coreml": ("coremltools", "Core ML (coremltools {version})"),
+    "openvino-cpu": ("openvino", "OpenVINO {version} CPU"),
+}
+"""Gate runtime → (distribution whose version is named, description)."""
+
+
 def runtime_description(backend: str) -> str:
     """Human-readable runtime and version of a runner backend, e.g. ``onnxruntime 1.32.0 CPU``."""
-    def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return "(not installed)"
-
-    if backend == "onnxruntime-cpu":
-        return f"onnxruntime {version('onnxruntime')} CPU"
-    if backend == "executorch-xnnpack":
-        return f"ExecuTorch {version('executorch')} Python runtime, XNNPACK delegate"
-    if backend == "coreml":
-        return f"Core ML (coremltools {version('coremltools')})"
-    return backend
+    if backend not in RUNTIME_DESCRIPTIONS:
+        return backend
+    dist, text = RUNTIME_DESCRIPTIONS[backend]
+    try:
+        version = metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        version = "(not installed)"
+    return text.format(version=version)
 
 
 def reference_logits(model: torch.nn.Module, clips: Sequence[np.ndarray]) -> list[np.ndarray]:

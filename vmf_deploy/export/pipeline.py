@@ -1,4 +1,7 @@
-"""``export_model``: capture → rewrites → lower → save (to a temp dir) → parity gate → manifest → move into place.
+"""``export_model``: the target's lowering (to a temp dir) → parity gate → manifest → move into place.
+
+The lowering is the ``lower`` function named in the target's ``TARGETS`` row
+(``vmf_deploy/export/lowering.py`` has its contract); this module never names a target.
 
 Nothing reaches the output directory until the artifact has passed its parity gate:
 every file is written to a hidden temp dir inside the output directory and renamed
@@ -22,45 +25,19 @@ from typing import Any
 import torch
 
 from vmf_deploy.checkpoint import CheckpointError, load_checkpoint
-from vmf_deploy.export import coreml_export, executorch_export, onnx_export, parity_gate
+from vmf_deploy.export import parity_gate
 from vmf_deploy.export.errors import ExportError
+from vmf_deploy.export.lowering import Lowered, LoweringJob, Progress, QuantizationPlan, Steps
 from vmf_deploy.export.manifest_builder import build_manifest, export_labels, export_preprocessing, ship_labels
 from vmf_deploy.export.recipes import Recipe, load_recipe
-from vmf_deploy.export.targets import Target, artifact_name, get_target
+from vmf_deploy.export.targets import TARGETS, Target, artifact_name, get_target
 from vmf_deploy.manifest import manifest_path, write_json_atomic
 from vmf_deploy.models import ConfigError, build_seeded_model
-from vmf_deploy.rewrites import run_rewrites
-
-Progress = Callable[[str, float | None], None]
-"""Step callback: ``(step, None)`` when a step starts, ``(step, seconds)`` when it ends."""
 
 SEED = 0
 """Seed of the deterministic init exported when no checkpoint is given."""
 QUANTIZED = ("int8", "palettize8")
 """Precisions made by quantization (the recipe's ``[quantization]`` table)."""
-CALIBRATED_TARGETS = ("onnx", "executorch")
-"""Targets whose int8 quantizes activations too, so needs ``--calibration`` clips."""
-
-
-@dataclass
-class QuantizationPlan:
-    """What an int8 / palettize8 export quantizes with: the recipe table, the calibration clips, the model's modules.
-
-    Attributes:
-        precision: ``int8`` or ``palettize8``.
-        options: the recipe's ``[quantization]`` table.
-        calibration: the calibration clips (``None`` for CoreML's weight-only compression).
-        classes: the reference model's module path → class name (to keep ``fp32_modules`` in fp32).
-        summary: filled by the lowering: what was quantized (the manifest's ``export.quantization``).
-        layers: the per-layer diff (``vmf_deploy.quantize.layer_diff.LayerError`` rows), once computed.
-    """
-
-    precision: str
-    options: dict
-    calibration: Any
-    classes: dict[str, str]
-    summary: dict = field(default_factory=dict)
-    layers: list | None = None
 
 
 @dataclass
@@ -78,28 +55,6 @@ class ExportResult:
     manifest_path: Path
     manifest: dict[str, Any]
     steps: list[tuple[str, float]] = field(default_factory=list)
-
-
-class _Steps:
-    """Times named steps and reports them to the progress callback."""
-
-    def __init__(self, progress: Progress | None) -> None:
-        self.progress = progress
-        self.done: list[tuple[str, float]] = []
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        if self.progress:
-            self.progress(name, None)
-        start = time.perf_counter()
-        yield
-        self.record(name, time.perf_counter() - start)
-
-    def record(self, name: str, seconds: float) -> None:
-        """Record a step timed elsewhere (the ExecuTorch lowering times its own sub-steps)."""
-        self.done.append((name, seconds))
-        if self.progress:
-            self.progress(name, seconds)
 
 
 def load_model(variant: str, checkpoint: str | Path | None, frames: int | None) -> torch.nn.Module:
@@ -129,8 +84,9 @@ def _resolve_precision(target: Target, recipe: Recipe, precision: str | None) ->
     """``--precision`` if given, else the recipe's default (``[coreml].compute_precision``) or fp32."""
     chosen = precision or recipe.options.get("compute_precision", "fp32")
     if chosen not in target.precisions:
+        others = [t.name for t in TARGETS.values() if chosen in t.precisions]
         raise ExportError(f"target {target.name!r} exports {', '.join(target.precisions)} only, not {chosen!r}: "
-                          f"drop --precision {chosen} (fp16 is available for coreml)")
+                          f"drop --precision {chosen} ({chosen} is available for {', '.join(others) or 'no target'})")
     recipe.tolerance(precision=chosen)  # fail now, not after the export, if the recipe cannot judge it
     return chosen
 
@@ -181,7 +137,7 @@ def plan_quantization(target: Target, recipe: Recipe, precision: str, model: tor
         raise ExportError(f"recipe {recipe.path} has no [quantization] table, so it cannot make a {precision} "
                           f"artifact; add one (see export/{target.recipe_file}) or pass another with --recipe")
     classes = {name: type(m).__name__ for name, m in model.named_modules()}
-    if target.name not in CALIBRATED_TARGETS:
+    if not target.calibrated:
         return QuantizationPlan(precision, recipe.quantization, None, classes)
     if calibration is None:
         raise ExportError(f"--precision {precision} quantizes activations, whose ranges come from calibration "
@@ -198,130 +154,25 @@ def plan_quantization(target: Target, recipe: Recipe, precision: str, model: tor
     return QuantizationPlan(precision, recipe.quantization, clips, classes)
 
 
-def _lower_onnx(model: torch.nn.Module, shape: tuple[int, ...], recipe: Recipe, fuse: bool, staged: Path,
-                steps: _Steps, quant: QuantizationPlan | None = None) -> tuple[list[dict], dict | None, dict]:
-    options = recipe.options
-    with steps("rewrite"):
-        rewritten, applied = run_rewrites("onnx", "module", model, fuse=fuse)
-    with steps("trace"):
-        proto = onnx_export.trace_to_onnx(rewritten, shape, options["opset"], recipe.path)
-    if options["simplify"]:
-        with steps("simplify"):
-            proto = onnx_export.simplify_onnx(proto, recipe.path)
-    with steps("rewrite"):
-        proto, applied_onnx = run_rewrites("onnx", "onnx", proto, fuse=fuse,
-                                           choices={"bridges": options["bridges"]})
-        proto = onnx_export.prune_unused(proto)
-    if options["check"]:
-        with steps("check"):
-            onnx_export.check_onnx(proto)
-    fp32_path = staged.with_name("fp32-" + staged.name) if quant else staged
-    with steps("save"):
-        onnx_export.save_onnx(proto, fp32_path)
-    if quant:
-        import onnx
-
-        from vmf_deploy.quantize.onnx_qdq import quantize_onnx
-
-        with steps("quantize"):
-            quant.summary = quantize_onnx(fp32_path, staged, quant.calibration.clips, quant.options, quant.classes,
-                                          staged.parent)
-            fp32_path.unlink()
-            proto = onnx.load(str(staged))
-    graph = {"nodes": len(proto.graph.node), "op_types": onnx_export.op_counts(proto)}
-    return applied + applied_onnx, None, graph
-
-
-def _lower_executorch(model: torch.nn.Module, shape: tuple[int, ...], recipe: Recipe, fuse: bool, staged: Path,
-                      steps: _Steps, quant: QuantizationPlan | None = None
-                      ) -> tuple[list[dict], dict | None, dict | None]:
-    if steps.progress:
-        steps.progress("lower", None)
-    quantize = None
-    if quant:
-        from vmf_deploy.quantize.pt2e_xnnpack import fp32_module_paths, quantize_exported
-
-        def quantize(exported: Any, example: torch.Tensor) -> Any:
-            program, quant.layers = quantize_exported(exported, example, quant.calibration.clips, quant.options,
-                                                      quant.classes)
-            return program
-
-        quant.summary = {"scheme": "torchao PT2E, XNNPACKQuantizer symmetric (int8 weights and activations)",
-                         "per_channel": quant.options["per_channel"],
-                         "fp32_module_paths": fp32_module_paths(quant.classes, quant.options["fp32_modules"])}
-    program = executorch_export.lower_to_executorch(model, torch.zeros(shape), recipe, fuse=fuse, quantize=quantize)
-    if quant:
-        quant.summary.update(program.delegation.pop("precision"))
-    for name, seconds in program.seconds.items():
-        steps.record({"export": "trace", "serialize": "serialize"}.get(name, name), seconds)
-    with steps("save"):
-        program.save(staged)
-    return program.rewrites, program.delegation, None
-
-
-def _lower_coreml(model: torch.nn.Module, shape: tuple[int, ...], recipe: Recipe, fuse: bool, staged: Path,
-                  steps: _Steps, precision: str, quant: QuantizationPlan | None = None
-                  ) -> tuple[list[dict], dict | None, dict]:
-    with steps("rewrite"):
-        rewritten, applied = run_rewrites("coreml", "module", model, fuse=fuse)
-    with steps("trace"):
-        program = coreml_export.capture(rewritten, shape, recipe.path)
-    with steps("lower"):
-        compute = "fp32" if quant else precision  # weight compression applies to the fp32 program
-        mlmodel, kept_fp32 = coreml_export.convert(program, shape, recipe.options, compute, recipe.path)
-    if quant:
-        from vmf_deploy.quantize.coreml_weights import compress_weights
-
-        with steps("quantize"):
-            mlmodel, quant.summary = compress_weights(mlmodel, precision, quant.options)
-    with steps("save"):
-        coreml_export.save_mlpackage(mlmodel, staged)
-    with steps("validate"):
-        graph = coreml_export.validate_mlpackage(staged, shape, int(model.cfg.num_classes))
-    graph["ops_kept_fp32"] = kept_fp32
-    return applied, None, graph
-
-
-DIFF_CLIPS = 4
-"""Calibration clips the per-layer diff of a quantized ONNX graph runs on."""
-
-
-LAYER_DIFF_METHOD = {
-    "onnx": "onnxruntime qdq_loss_debug: the QDQ graph against the fp32 graph in onnxruntime",
-    "executorch": "torchao numeric debugger: PyTorch's simulation of the int8 program against the float one",
-}
-
-
-def _layers(quant: QuantizationPlan, target: Target, staged: Path) -> list:
-    """The per-layer diff of a quantized artifact (computed once; the ExecuTorch one comes from quantization)."""
-    if quant.layers is None and target.name == "onnx":
-        from vmf_deploy.quantize.layer_diff import onnx_layer_diff
-
-        quant.layers = onnx_layer_diff(staged.parent / "prepared.onnx", staged, quant.calibration.clips[:DIFF_CLIPS],
-                                       set(quant.classes), staged.parent)
-    return quant.layers or []
-
-
-def _layer_diff_explainer(target: Target, quant: QuantizationPlan, staged: Path) -> Callable[[], str] | None:
+def _layer_diff_explainer(quant: QuantizationPlan) -> Callable[[], str] | None:
     """What a failing int8 gate prints after its verdict: the layers that add the most error, by module."""
-    if target.name not in LAYER_DIFF_METHOD:
+    if quant.layer_diff_method is None:
         return None
     from vmf_deploy.quantize.layer_diff import format_worst
 
-    return lambda: (f"Layers adding the most error ({LAYER_DIFF_METHOD[target.name]}):\n"
-                    + format_worst(_layers(quant, target, staged)))
+    return lambda: (f"Layers adding the most error ({quant.layer_diff_method}):\n"
+                    + format_worst(quant.layer_errors()))
 
 
-def _record_quantization(quant: QuantizationPlan, target: Target, staged: Path) -> None:
+def _record_quantization(quant: QuantizationPlan) -> None:
     """Add the calibration set, the recipe and the per-layer error summary to ``quant.summary``."""
     summary = {"precision": quant.precision, **quant.summary, "recipe": dict(quant.options),
                "calibration": quant.calibration.describe() if quant.calibration is not None else
                {"source": None, "note": "weight-only compression: no calibration clips"}}
-    if target.name in LAYER_DIFF_METHOD:
+    if quant.layer_diff_method is not None:
         from vmf_deploy.quantize.layer_diff import summarize
 
-        summary["layer_errors"] = {"method": LAYER_DIFF_METHOD[target.name],
-                                   **summarize(_layers(quant, target, staged))}
+        summary["layer_errors"] = {"method": quant.layer_diff_method, **summarize(quant.layer_errors())}
     quant.summary = summary
 
 
@@ -333,7 +184,7 @@ def export_model(variant: str, target: str, out_dir: str | Path, checkpoint: str
 
     Args:
         variant: a registry name (``560m``, ``1g``, ...).
-        target: ``onnx``, ``executorch`` or ``coreml``.
+        target: a ``vmf_deploy.export.targets.TARGETS`` name (``onnx``, ``executorch``, ``coreml``, ...).
         out_dir: output directory (created if missing).
         checkpoint: a ``save_checkpoint`` file of ``variant``; None exports the seeded init (seed 0).
         frames: clip length of the exported input (default: the variant's).
@@ -358,45 +209,41 @@ def export_model(variant: str, target: str, out_dir: str | Path, checkpoint: str
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"output directory {out_dir} is a file, not a directory; pass a directory with --out")
     final = out_dir / artifact_name(variant, shape[2], tgt, chosen)
-    if (final.exists() or manifest_path(final).exists()) and not force:
+    if any(f.exists() for f in [*tgt.files(final), manifest_path(final)]) and not force:
         raise ExportError(f"{final} already exists; pass --force to overwrite it or choose another --out directory")
 
-    steps = _Steps(progress)
+    steps = Steps(progress)
     quant = plan_quantization(tgt, recipe, chosen, reference, shape, checkpoint, calibration, calibration_clips)
     synthetic_clips = recipe.heldout_clips if quant and quant.calibration is not None else recipe.synthetic_clips
     with _staging_dir(out_dir) as tmp:
         staged = tmp / final.name
         model = copy.deepcopy(reference)  # rewrites may change modules in place; the reference stays untouched
-        if tgt.name == "onnx":
-            rewrites, delegation, graph = _lower_onnx(model, shape, recipe, fuse, staged, steps, quant)
-        elif tgt.name == "executorch":
-            rewrites, delegation, graph = _lower_executorch(model, shape, recipe, fuse, staged, steps, quant)
-        else:
-            rewrites, delegation, graph = _lower_coreml(model, shape, recipe, fuse, staged, steps, chosen, quant)
+        lowered: Lowered = tgt.lowering()(LoweringJob(model, shape, recipe, chosen, fuse, staged, steps, quant))
 
         tolerance = recipe.tolerance(chosen)
-        if tgt.name == "coreml" and not coreml_export.coreml_runs_here():
-            gate = parity_gate.not_run(recipe.runtime, recipe.seeds, tolerance, parity_gate.NOT_RUN_COREML)
+        if lowered.parity_not_run:
+            gate = parity_gate.not_run(recipe.runtime, recipe.seeds, tolerance, lowered.parity_not_run)
         else:
-            explain = _layer_diff_explainer(tgt, quant, staged) if quant else None
+            explain = _layer_diff_explainer(quant) if quant else None
             with steps("parity"):
                 gate = parity_gate.run_gate(reference, staged, recipe.runtime, recipe.seeds, tolerance,
                                             recipe.tolerance_key(chosen), shape, synthetic_clips,
                                             classes=export_labels(checkpoint), explain=explain)
         if quant:
-            _record_quantization(quant, tgt, staged)
+            _record_quantization(quant)
 
         applied_recipe = {"file": str(recipe.path), **recipe.data}
-        if tgt.name == "coreml":
-            applied_recipe["coreml"] = {**recipe.options, "compute_precision": chosen}
+        if lowered.options is not None:
+            applied_recipe[tgt.name] = lowered.options
         manifest = build_manifest(
             artifact=staged, target=tgt, precision=chosen, model=reference, variant=variant, input_shape=shape,
             checkpoint=Path(checkpoint) if checkpoint is not None else None, recipe=applied_recipe,
-            rewrites=rewrites, delegation=delegation, graph=graph, parity=gate.record,
+            rewrites=lowered.rewrites, delegation=lowered.delegation, graph=lowered.graph, parity=gate.record,
             export_seconds=time.perf_counter() - started, quantization=quant.summary if quant else None)
         staged_manifest = write_json_atomic(manifest_path(staged), manifest)
         labels = ship_labels(tmp, manifest, checkpoint)
         os.replace(labels, out_dir / labels.name)
-        _move_into_place(staged, final)
+        for staged_file, final_file in zip(tgt.files(staged), tgt.files(final), strict=True):
+            _move_into_place(staged_file, final_file)
         os.replace(staged_manifest, manifest_path(final))
     return ExportResult(artifact=final, manifest_path=manifest_path(final), manifest=manifest, steps=steps.done)

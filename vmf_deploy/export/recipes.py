@@ -16,13 +16,14 @@ A recipe has three parts::
     [quantization]                  # optional: how --precision int8 quantizes (QUANTIZATION_KEYS)
     calibration_clips = 64
 
-Every key is validated here, and an error names the file and the key. The target
-tables of ``onnx`` and ``coreml`` are checked against :data:`TARGET_KEYS`; the
-``executorch`` table is validated by the ExecuTorch lowering itself.
+Every key is validated here, and an error names the file and the key. A target's table
+is checked against :data:`TARGET_KEYS`, or by its lowering's own validator
+(:data:`TARGET_VALIDATORS`: the ``executorch`` table).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import tomllib
 from collections.abc import Callable
@@ -74,6 +75,11 @@ COREML_COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
 ONNX_BRIDGE_FORMS = ("channels-first", "attention")
 """Values of ``[onnx] bridges``: the keys of ``vmf_deploy.rewrites.ALTERNATIVES["bridges"]`` (kept torch-free here)."""
 
+OPENVINO_PRECISION_HINTS = ("f32", "bf16", "f16")
+"""Values of ``[openvino] precision_hint`` (OpenVINO's ``INFERENCE_PRECISION_HINT``)."""
+OPENVINO_PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT", "CUMULATIVE_THROUGHPUT")
+"""Values of ``[openvino] performance_hint`` (OpenVINO's ``PERFORMANCE_HINT``)."""
+
 TARGET_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
     "onnx": {
         "opset": _int_range(18, 28),
@@ -88,8 +94,19 @@ TARGET_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "compute_precision": _one_of("fp32", "fp16"),
         "fp32_modules": _str_list(),
     },
+    "openvino": {
+        "onnx_opset": _int_range(18, 23),
+        "precision_hint": _one_of(*OPENVINO_PRECISION_HINTS),
+        "performance_hint": _one_of(*OPENVINO_PERFORMANCE_HINTS),
+        "num_streams": _int_range(1, 64),
+        "inference_num_threads": _int_range(0, 1024),
+    },
 }
 """Allowed keys of each target's table: key → (check, what a valid value is)."""
+TARGET_VALIDATORS: dict[str, str] = {
+    "executorch": "executorch_export:executorch_options",
+}
+"""Targets whose lowering validates its own table: ``"module:function"`` under ``vmf_deploy.export``."""
 
 _CLIPS: tuple[Check, str] = ((lambda v: _is_int(v) and 1 <= v <= 100_000), "an integer from 1 to 100000")
 QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
@@ -272,10 +289,9 @@ def validate_recipe(data: dict[str, Any], target: Target, path: Path) -> Recipe:
     recipe = Recipe(path=path, target=target.name, options=dict(options), runtime=runtime, seeds=tuple(seeds),
                     synthetic_clips=synthetic, heldout_clips=heldout, tolerances=tolerances,
                     quantization=quantization, data=data)
-    if spec is None and target.name == "executorch":
-        from vmf_deploy.export.executorch_export import executorch_options
-
-        executorch_options(recipe)
+    if spec is None and target.name in TARGET_VALIDATORS:
+        module, function = TARGET_VALIDATORS[target.name].split(":")
+        getattr(importlib.import_module(f"vmf_deploy.export.{module}"), function)(recipe)
     return recipe
 
 

@@ -1,7 +1,8 @@
 """Graph rewrites per export target; each rewrite is one file (see ``base.py``).
 
-``REWRITES`` lists ``"module:Class"`` entries in the order they run. Rewrites are
-imported lazily. ``run_rewrites`` applies those of one target and stage.
+``REWRITE_STAGES`` groups the ``"module:Class"`` entries by stage (module fusions, the ONNX
+graph, ExecuTorch's frames layout); ``REWRITES`` is all of them in the order they run. Rewrites
+are imported lazily. ``run_rewrites`` applies those of one target and stage.
 ``ALTERNATIVES`` names rewrites that do the same job in different forms: exactly one of
 each group runs, chosen by a recipe key.
 """
@@ -14,19 +15,30 @@ from typing import Any
 
 from .base import Rewrite, RewriteResult
 
-REWRITES: list[str] = [
-    # entries are added by the rewrite files' authors, e.g. "conv3d_to_conv2d:Conv3dToConv2d"
-    # fusions (helper C): module fusions run before fold_batchnorm / frames_to_batch, which convert their modules
-    "stem_fusion:StemConvFusion",
-    "dyrelu_fusion:DyReLUFusion",
-    "bridge_sdpa:BridgeSDPA",
-    "onnx_bridge_channels_first:OnnxBridgeChannelsFirst",
-    "onnx_bridge_attention:OnnxBridgeAttention",
-    "onnx_depthwise_conv2d:OnnxDepthwiseConv2d",
-    # ExecuTorch (helper B): BN folding on the 5D graph, then the whole model → 4D frames-in-batch layout
-    "fold_batchnorm:FoldBatchNorm",
-    "frames_to_batch:FramesToBatch",
-]
+REWRITE_STAGES: dict[str, list[str]] = {
+    # nn.Module fusions, shared by the targets each one lists; they run before the frames stage,
+    # which converts their modules
+    "module": [
+        "stem_fusion:StemConvFusion",
+        "dyrelu_fusion:DyReLUFusion",
+        "bridge_sdpa:BridgeSDPA",
+    ],
+    # on the exported onnx.ModelProto (onnxscript rewriter / onnx-ir)
+    "onnx": [
+        "onnx_bridge_channels_first:OnnxBridgeChannelsFirst",
+        "onnx_bridge_attention:OnnxBridgeAttention",
+        "onnx_depthwise_conv2d:OnnxDepthwiseConv2d",
+    ],
+    # ExecuTorch: BatchNorm folded on the 5D graph, then the whole model in the 4D frames-in-batch layout
+    "frames": [
+        "fold_batchnorm:FoldBatchNorm",
+        "frames_to_batch:FramesToBatch",
+    ],
+}
+"""The rewrites grouped by the stage of the export they belong to, each group in run order."""
+
+REWRITES: list[str] = [entry for group in REWRITE_STAGES.values() for entry in group]
+"""Every rewrite as a ``"module:Class"`` entry, in the order they run."""
 
 ALTERNATIVES: dict[str, dict[str, str]] = {
     # recipe key → {value: the rewrite it selects}; the first value is the default
@@ -80,4 +92,5 @@ def run_rewrites(target: str, stage: str, obj: Any, fuse: bool = True, skip: Col
     return obj, applied
 
 
-__all__ = ["ALTERNATIVES", "REWRITES", "Rewrite", "RewriteResult", "rewrite_classes", "run_rewrites", "unchosen_alternatives"]
+__all__ = ["ALTERNATIVES", "REWRITES", "REWRITE_STAGES", "Rewrite", "RewriteResult", "rewrite_classes", "run_rewrites",
+           "unchosen_alternatives"]

@@ -16,6 +16,8 @@ BACKENDS: dict[str, str] = {
     "executorch-xnnpack": "executorch_xnnpack:ExecuTorchXNNPACKRunner",
     "executorch-native": "executorch_native:ExecuTorchNativeRunner",
     "coreml": "coreml:CoreMLRunner",
+    "openvino-cpu": "openvino_cpu:OpenVINOCPURunner",
+    "openvino-gpu": "openvino_cpu:OpenVINOGPURunner",
     "onnxruntime-cuda": "onnxruntime_gpu:OnnxRuntimeCUDARunner",
     "onnxruntime-tensorrt": "onnxruntime_gpu:OnnxRuntimeTensorRTRunner",
     "torch-cuda": "torch_cuda:TorchCUDARunner",

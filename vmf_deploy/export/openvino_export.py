@@ -1,0 +1,81 @@
+"""OpenVINO path: the ONNX graph without onnxruntime's fusions → ``openvino.convert_model`` → IR (``.xml`` + ``.bin``).
+
+Why through ONNX, and unfused: ``benchmarks/openvino_routes.py`` converted VMF-560M at 16 frames
+four ways (docs/openvino.md has the table). The ONNX graph with only the required rewrites gave
+the fewest OpenVINO ops and the fastest compiled model; the ``--target onnx`` graph (banded
+depthwise weights and channels-first softmaxes, chosen for onnxruntime) was slower in OpenVINO,
+and so were ``torch.export`` and OpenVINO's own tracing of the ``nn.Module`` read by its PyTorch
+frontend. The ONNX export also reuses the exporter, simplifier and checks of the ``onnx`` target.
+
+The recipe's compile options (``export/openvino.toml``) are saved in the IR's runtime info,
+where the ``openvino-cpu`` / ``openvino-gpu`` runners read them. OpenVINO is imported inside
+the functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections import Counter
+from typing import Any
+
+from vmf_deploy.export.errors import ExportError
+from vmf_deploy.export.lowering import Lowered, LoweringJob
+from vmf_deploy.runners.openvino_cpu import COMPILE_OPTIONS_KEY
+
+COMPILE_OPTION_NAMES = {
+    "precision_hint": "INFERENCE_PRECISION_HINT",
+    "performance_hint": "PERFORMANCE_HINT",
+    "num_streams": "NUM_STREAMS",
+    "inference_num_threads": "INFERENCE_NUM_THREADS",
+}
+"""``[openvino]`` recipe key → the OpenVINO property it sets at compile time."""
+
+
+def compile_config(options: dict[str, Any]) -> dict[str, str]:
+    """The OpenVINO compile properties of a validated ``[openvino]`` table (``inference_num_threads = 0``: unset)."""
+    config = {prop: str(options[key]) for key, prop in COMPILE_OPTION_NAMES.items() if key in options}
+    if config.get("INFERENCE_NUM_THREADS") == "0":
+        del config["INFERENCE_NUM_THREADS"]
+    return config
+
+
+def op_counts(ov_model: Any) -> dict[str, int]:
+    """Op count per op type of an ``ov.Model`` (Parameter, Constant and Result included), most frequent first."""
+    return dict(Counter(op.get_type_name() for op in ov_model.get_ordered_ops()).most_common())
+
+
+def lower(job: LoweringJob) -> Lowered:
+    """The ``openvino`` target: module rewrites → ONNX (dynamo export, onnxsim) → ``convert_model`` → save the IR."""
+    import openvino as ov
+
+    from vmf_deploy.export import onnx_export
+    from vmf_deploy.rewrites import run_rewrites
+
+    options, steps, staged = job.recipe.options, job.steps, job.staged
+    with steps("rewrite"):
+        rewritten, applied = run_rewrites("openvino", "module", job.model, fuse=job.fuse)
+    with steps("trace"):
+        proto = onnx_export.trace_to_onnx(rewritten, job.shape, options["onnx_opset"], job.recipe.path)
+    with steps("simplify"):
+        proto = onnx_export.simplify_onnx(proto, job.recipe.path)
+    with steps("rewrite"):
+        proto, applied_onnx = run_rewrites("openvino", "onnx", proto, fuse=job.fuse)
+    onnx_path = staged.with_name(staged.stem + ".onnx")  # in the export's temp dir: removed with it
+    onnx_export.save_onnx(onnx_export.prune_unused(proto), onnx_path)
+    with steps("lower"):
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                ov_model = ov.convert_model(str(onnx_path))
+        except Exception as e:  # OpenVINO's frontends raise untyped errors
+            first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+            raise ExportError(f"openvino.convert_model could not read the ONNX graph: {first[:400]}; change "
+                              f"{job.recipe.path} [openvino].onnx_opset or export with --no-fuse") from None
+    for name, value in compile_config(options).items():
+        ov_model.set_rt_info(value, [*COMPILE_OPTIONS_KEY, name])
+    with steps("save"):
+        ov.save_model(ov_model, str(staged), compress_to_fp16=False)
+    ops = op_counts(ov_model)
+    return Lowered(rewrites=applied + applied_onnx, graph={"nodes": sum(ops.values()), "op_types": ops})

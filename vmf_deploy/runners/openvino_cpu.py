@@ -1,0 +1,93 @@
+"""``openvino-cpu`` / ``openvino-gpu``: an exported OpenVINO IR (``.xml`` + ``.bin``) in OpenVINO Runtime.
+
+The IR carries the compile options of its recipe (``export/openvino.toml``) in its runtime info
+(``vmf_deploy.export.openvino_export.COMPILE_OPTIONS_KEY``); the runner compiles with them, the
+``threads`` argument overriding ``INFERENCE_NUM_THREADS``. When the artifact's manifest is beside
+it, both files are checked against the manifest's sha256 before anything is read, so a modified
+``.bin`` is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import BackendUnavailable, Runner, RunnerError
+
+COMPILE_OPTIONS_KEY = ("vmf_deploy", "compile_options")
+"""Where the IR's runtime info holds the recipe's compile options (``ov.Model.get_rt_info`` path)."""
+
+
+class OpenVINOCPURunner(Runner):
+    """OpenVINO Runtime on the CPU plugin; one synchronous infer request, latency-first."""
+
+    name = "openvino-cpu"
+    artifact_suffix = ".xml"
+    export_target = "openvino"
+    device = "CPU"
+
+    @classmethod
+    def availability(cls) -> str | None:
+        """Reason OpenVINO (or this device) is missing, else None."""
+        try:
+            import openvino as ov
+        except ImportError:
+            return "skipped: openvino is not installed (pip install 'vmf-deploy[openvino]')"
+        devices = ov.Core().available_devices
+        if not any(d.split(".")[0] == cls.device for d in devices):
+            return f"skipped: no OpenVINO {cls.device} device (available: {', '.join(devices) or 'none'})"
+        return None
+
+    def load(self, artifact: Path) -> None:
+        """Verify the IR against its manifest (when present), read it and compile it for ``device``."""
+        reason = self.availability()
+        if reason:
+            raise BackendUnavailable(reason)
+        import openvino as ov
+
+        from vmf_deploy.manifest import ManifestError, manifest_path, read_manifest, verify_artifact
+
+        artifact = Path(artifact)
+        if manifest_path(artifact).is_file():
+            try:
+                verify_artifact(artifact, read_manifest(manifest_path(artifact)))
+            except ManifestError as e:
+                raise RunnerError(str(e)) from None
+        core = ov.Core()
+        try:
+            model = core.read_model(str(artifact))
+            self.config = compile_options(model)
+            if self.threads:
+                self.config["INFERENCE_NUM_THREADS"] = str(self.threads)
+            self.compiled = core.compile_model(model, self.device, self.config)
+        except RuntimeError as e:  # OpenVINO raises RuntimeError subclasses with multi-line messages
+            first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+            raise RunnerError(f"OpenVINO could not load {artifact} on {self.device}: {first}; re-export it with "
+                              "vmf-export --target openvino") from None
+        self.request = self.compiled.create_infer_request()
+
+    def run(self, clip: np.ndarray) -> np.ndarray:
+        """Run the infer request on one clip (a copy of the output: the request reuses its buffer)."""
+        self.request.infer({0: np.ascontiguousarray(clip, dtype=np.float32)})
+        return np.array(self.request.get_output_tensor(0).data, dtype=np.float32)
+
+    def close(self) -> None:
+        """Drop the infer request and the compiled model."""
+        self.request = None
+        self.compiled = None
+
+
+class OpenVINOGPURunner(OpenVINOCPURunner):
+    """OpenVINO Runtime on the GPU plugin (Intel GPUs); skipped where OpenVINO lists no GPU device."""
+
+    name = "openvino-gpu"
+    device = "GPU"
+
+
+def compile_options(model: object) -> dict[str, str]:
+    """The compile options saved in an IR's runtime info (empty for an IR not written by vmf-export)."""
+    if not model.has_rt_info(list(COMPILE_OPTIONS_KEY)):
+        return {}
+    saved = model.get_rt_info(list(COMPILE_OPTIONS_KEY))
+    return {key: value.astype(str) for key, value in saved.astype(dict).items()}
