@@ -25,11 +25,15 @@ from .video import Clip, VideoError
 
 DEFAULT_PREFETCH = 2
 """Clips decoded ahead of the model by default: one in flight is enough to hide decoding, two absorb jitter."""
+DEFAULT_DECODERS = 2
+"""Decoding threads by default: decoding a 64-frame clip takes about 6x the 560m model's inference, so
+one decoder bounds throughput; two gave 1.37-1.54x the serial loop on a quiet 2-core VM, one 0.87-1.10x
+(``benchmarks/predict_throughput.py``)."""
 
 
 def predict_overlapped(predictor: Predictor, videos: Sequence[str | Path], topk: int = 5,
                        allow_partial: bool = False, prefetch: int = DEFAULT_PREFETCH,
-                       decoders: int = 1) -> Iterator[tuple[str, Prediction | VideoError | InferenceError]]:
+                       decoders: int = DEFAULT_DECODERS) -> Iterator[tuple[str, Prediction | VideoError | InferenceError]]:
     """Yield ``(video, prediction or per-file error)`` for every video, in input order.
 
     ``prefetch`` clips at most are decoded ahead of the model by ``decoders`` threads; ``prefetch=0``

@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "or corrupt videos instead of failing them")
     parser.add_argument("--prefetch", type=int, default=2, help="videos decoded ahead while the model runs on the "
                         "current one (default 2; 0 decodes and infers one video at a time)")
-    parser.add_argument("--decoders", type=int, default=1, help="threads decoding videos ahead (default 1)")
+    parser.add_argument("--decoders", type=int, default=2, help="threads decoding videos ahead (default 2, "
+                        "overlap.DEFAULT_DECODERS)")
     parser.add_argument("--progress", action="store_true", help="show the progress bar over the files (on stderr) "
                         "even when the output is not a terminal")
     from .predict_ray import add_ray_arguments
