@@ -10,6 +10,11 @@ frontend. The ONNX export also reuses the exporter, simplifier and checks of the
 The recipe's compile options (``export/openvino.toml``) are saved in the IR's runtime info,
 where the ``openvino-cpu`` / ``openvino-gpu`` runners read them. OpenVINO is imported inside
 the functions.
+
+``--precision fp16`` saves the weights as fp16 (``ov.save_model(compress_to_fp16=True)``): half
+the ``.bin``, computed at the recipe's ``precision_hint`` (f32 on CPUs without fp16 units, where
+the plugin widens the weights at compile time). ``--precision int8`` quantizes the fp32 model with
+NNCF (:mod:`vmf_deploy.quantize.nncf_openvino`) before saving it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 
 from vmf_deploy.export.errors import ExportError
 from vmf_deploy.export.lowering import Lowered, LoweringJob
+from vmf_deploy.quantize.onnx_modules import scope_modules
 from vmf_deploy.runners.openvino_cpu import COMPILE_OPTIONS_KEY
 
 COMPILE_OPTION_NAMES = {
@@ -31,6 +37,8 @@ COMPILE_OPTION_NAMES = {
     "inference_num_threads": "INFERENCE_NUM_THREADS",
 }
 """``[openvino]`` recipe key → the OpenVINO property it sets at compile time."""
+DIFF_CLIPS = 4
+"""Calibration clips the per-layer diff of an int8 IR runs on."""
 
 
 def compile_config(options: dict[str, Any]) -> dict[str, str]:
@@ -46,8 +54,26 @@ def op_counts(ov_model: Any) -> dict[str, int]:
     return dict(Counter(op.get_type_name() for op in ov_model.get_ordered_ops()).most_common())
 
 
+def _quantize(ov_model: Any, proto: Any, scopes: dict[str, str], job: LoweringJob) -> Any:
+    """int8: ``nncf.quantize`` the fp32 IR on the calibration clips; the per-layer diff is computed if the gate asks.
+
+    ``proto`` is the ONNX graph the IR was converted from, ``scopes`` the exporter's node scopes.
+    """
+    from vmf_deploy.quantize.nncf_openvino import LAYER_DIFF_METHOD, op_modules, openvino_layer_diff, quantize_openvino
+
+    quant = job.quant
+    with job.steps("quantize"):
+        modules = op_modules(ov_model, proto, scopes, set(quant.classes))
+        quantized, quant.summary = quantize_openvino(ov_model, proto, modules, quant.calibration.clips,
+                                                     quant.options, quant.classes)
+    quant.layer_diff_method = LAYER_DIFF_METHOD
+    quant.layer_diff = lambda: openvino_layer_diff(ov_model, quantized, modules, quant.calibration.clips[:DIFF_CLIPS])
+    return quantized
+
+
 def lower(job: LoweringJob) -> Lowered:
-    """The ``openvino`` target: module rewrites → ONNX (dynamo export, onnxsim) → ``convert_model`` → save the IR."""
+    """The ``openvino`` target: module rewrites → ONNX (dynamo export, onnxsim) → ``convert_model`` (→ int8 with
+    NNCF) → save the IR (weights compressed to fp16 for ``--precision fp16``)."""
     import openvino as ov
 
     from vmf_deploy.export import onnx_export
@@ -58,6 +84,7 @@ def lower(job: LoweringJob) -> Lowered:
         rewritten, applied = run_rewrites("openvino", "module", job.model, fuse=job.fuse)
     with steps("trace"):
         proto = onnx_export.trace_to_onnx(rewritten, job.shape, options["onnx_opset"], job.recipe.path)
+    scopes = scope_modules(proto) if job.quant else {}
     with steps("simplify"):
         proto = onnx_export.simplify_onnx(proto, job.recipe.path)
     with steps("rewrite"):
@@ -73,9 +100,11 @@ def lower(job: LoweringJob) -> Lowered:
             first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
             raise ExportError(f"openvino.convert_model could not read the ONNX graph: {first[:400]}; change "
                               f"{job.recipe.path} [openvino].onnx_opset or export with --no-fuse") from None
+    if job.quant:
+        ov_model = _quantize(ov_model, proto, scopes, job)
     for name, value in compile_config(options).items():
         ov_model.set_rt_info(value, [*COMPILE_OPTIONS_KEY, name])
     with steps("save"):
-        ov.save_model(ov_model, str(staged), compress_to_fp16=False)
+        ov.save_model(ov_model, str(staged), compress_to_fp16=job.precision == "fp16")
     ops = op_counts(ov_model)
     return Lowered(rewrites=applied + applied_onnx, graph={"nodes": sum(ops.values()), "op_types": ops})

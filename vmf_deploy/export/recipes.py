@@ -128,6 +128,18 @@ QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "calibration_clips": _CLIPS,
         "fp32_modules": _str_list(),
     },
+    "openvino": {
+        "scheme": _one_of("nncf-ptq"),
+        "preset": _one_of("performance", "mixed"),
+        "per_channel": _BOOL,
+        "overflow_fix": _one_of("enable", "first_layer_only", "disable"),
+        "calibration_method": _one_of("minmax", "mean_minmax", "mean_quantile", "histogram"),
+        "fast_bias_correction": _BOOL,
+        "calibration_clips": _CLIPS,
+        "fp32_op_types": _str_list(),
+        "fp32_attention_matmuls": _BOOL,
+        "fp32_modules": _str_list(),
+    },
     "coreml": {
         "weights": _one_of("linear-int8"),
         "granularity": _one_of("per_channel", "per_tensor"),

@@ -71,8 +71,9 @@ TARGETS: dict[str, Target] = {
                ("torch", "executorch", "torchao"), "executorch_export:lower", calibrated=True, slow=True),
         Target("coreml", ".mlpackage", "mlpackage", "coreml.toml", "coreml", ("fp32", "fp16", "int8", "palettize8"),
                ("torch", "coremltools"), "coreml_export:lower"),
-        Target("openvino", ".xml", "openvino-ir", "openvino.toml", "openvino-cpu", ("fp32",),
-               ("torch", "onnx", "onnxscript", "onnxsim", "openvino"), "openvino_export:lower", companions=(".bin",)),
+        Target("openvino", ".xml", "openvino-ir", "openvino.toml", "openvino-cpu", ("fp32", "fp16", "int8"),
+               ("torch", "onnx", "onnxscript", "onnxsim", "openvino", "nncf"), "openvino_export:lower",
+               calibrated=True, companions=(".bin",)),
     )
 }
 

@@ -83,3 +83,27 @@ def module_class(path: str, classes: dict[str, str]) -> list[str]:
         if not path:
             return names
         path = _parent(path)
+
+
+def scope_modules(proto: Any) -> dict[str, str]:
+    """``{node name: module path}`` from the dynamo exporter's per-node scopes (before onnxsim drops them).
+
+    Each node of ``torch.onnx.export(dynamo=True)`` carries ``pkg.torch.onnx.name_scopes``, the
+    module paths from the root down to the op; the innermost module is the one before the op's
+    own name. onnxsim keeps the names of the nodes it keeps, so this map also names the nodes
+    of the simplified graph, Linear layers included (whose folded weights lose their names).
+    """
+    import ast
+
+    out: dict[str, str] = {}
+    for node in proto.graph.node:
+        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
+        if scopes is None:
+            continue
+        try:
+            names = ast.literal_eval(scopes)
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(names, list) and len(names) >= 2:
+            out[node.name] = str(names[-2])
+    return out

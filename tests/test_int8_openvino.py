@@ -1,0 +1,118 @@
+"""OpenVINO int8 (NNCF) and fp16 IRs of the trained fixture: their gates pass, the int8 gate can refuse, and
+vmf-bench reports the int8 IR's precision.
+
+The exports run on the trained fixture (``conftest.trained_checkpoint``, 560m at 16 × 48²), as in
+``tests/test_int8.py``: the seeded init barely looks at its input.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vmf_deploy.datasets.writer import write_video
+from vmf_deploy.export.errors import ExportError
+from vmf_deploy.export.pipeline import export_model
+from vmf_deploy.export.recipes import RECIPES_DIR, load_recipe
+from vmf_deploy.export.targets import get_target
+from vmf_deploy.manifest import manifest_path
+from vmf_deploy.runners import runner_class
+
+pytestmark = pytest.mark.skipif(runner_class("openvino-cpu").availability() is not None,
+                                reason="openvino is not installed (pip install 'vmf-deploy[openvino]')")
+
+
+def _fp32_weight_bytes(manifest: dict) -> int:
+    """What the model's parameters take in fp32 (the fp32 IR's ``.bin`` is about this)."""
+    return 4 * int(manifest["model"]["params"])
+
+
+@pytest.fixture(scope="module")
+def openvino_int8(trained_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The trained fixture exported to an int8 IR, calibrated on 64 synthetic clips (once per module)."""
+    return export_model("560m", "openvino", tmp_path_factory.mktemp("openvino-int8"), checkpoint=trained_checkpoint,
+                        precision="int8", calibration="synthetic")
+
+
+def test_openvino_int8_passes_the_int8_gate(openvino_int8) -> None:
+    manifest = json.loads(manifest_path(openvino_int8.artifact).read_text())
+    assert manifest["artifact"]["precision"] == "int8" and openvino_int8.artifact.name == "560m-16f-int8.xml"
+    assert manifest["artifact"]["size_bytes"] < 0.5 * _fp32_weight_bytes(manifest)  # NNCF: 0.48
+    q = manifest["export"]["quantization"]
+    assert q["calibration"]["source"] == "synthetic" and q["calibration"]["clips"] == 64
+    assert len(q["calibration"]["sha256"]) == 64
+    assert q["overflow_fix"] == "enable" and q["per_channel"] is True
+    assert q["by_op"]["Convolution"]["fp32"] == 0 and q["by_op"]["GroupConvolution"]["fp32"] == 0
+    assert q["by_op"]["MatMul"]["int8"] > 0
+    kept = q["fp32_nodes"]
+    assert kept["op type Softmax"] == 17 and kept["attention MatMul"] > 0 and kept["inside FrameDyReLU"] > 0
+    layers = q["layer_errors"]
+    assert layers["method"].startswith("OpenVINO: each activation FakeQuantize")
+    assert layers["tensors"] > 0 and all(row["module"] for row in layers["worst"])
+    parity = manifest["parity"]
+    assert parity["status"] == "passed" and parity["metrics"]["clips"] == 3 + 240
+    assert parity["metrics"]["accuracy"] is not None
+    assert "nncf" in manifest["export"]["versions"]
+    assert sorted(p.name for p in openvino_int8.artifact.parent.iterdir()) == sorted(
+        [openvino_int8.artifact.name, "560m-16f-int8.bin", openvino_int8.artifact.name + ".labels.txt",
+         manifest_path(openvino_int8.artifact).name])
+
+
+def test_vmf_bench_gives_an_int8_openvino_row(openvino_int8, tmp_path: Path, capsys) -> None:
+    from vmf_deploy.cli.bench import main
+
+    out = tmp_path / "bench.json"
+    code = main(["--backend", "openvino-cpu", "--variant", "560m", "--frames", "16", "--runs", "2",
+                 "--artifact", str(openvino_int8.artifact), "--json", str(out), "--plot", str(tmp_path / "b.png")])
+    assert code == 0, capsys.readouterr().out
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["status"] == "ok", row["status"]
+    assert row["artifact"]["precision"] == "int8"
+
+
+def test_gate_refuses_an_int8_ir_calibrated_on_black_videos(trained_checkpoint: Path, tmp_path: Path) -> None:
+    black = tmp_path / "black"
+    black.mkdir()
+    for i in range(4):
+        write_video(black / f"v{i}.mp4", np.zeros((12, 64, 64, 3), np.uint8), 12.0, "mp4v")
+    out = tmp_path / "out"
+    with pytest.raises(ExportError) as info:
+        export_model("560m", "openvino", out, checkpoint=trained_checkpoint, precision="int8", calibration=black)
+    message = str(info.value)
+    assert "parity gate refused 560m-16f-int8.xml" in message
+    assert "Layers adding the most error (OpenVINO: each activation FakeQuantize" in message
+    worst = [line for line in message.splitlines() if line.startswith("  ")]
+    assert len(worst) == 5 and all(line.strip().startswith(("blocks.", "head", "stem", "input")) for line in worst)
+    assert not out.exists()
+
+
+def test_openvino_fp16_weights_pass_their_gate(trained_checkpoint: Path, tmp_path: Path) -> None:
+    import openvino as ov
+
+    result = export_model("560m", "openvino", tmp_path, checkpoint=trained_checkpoint, precision="fp16")
+    manifest = result.manifest
+    assert result.artifact.name == "560m-16f-fp16.xml" and manifest["artifact"]["precision"] == "fp16"
+    assert manifest["parity"]["status"] == "passed" and manifest["parity"]["tolerance"] == "fp16"
+    assert manifest["artifact"]["size_bytes"] < 0.6 * _fp32_weight_bytes(manifest)
+    weights = [op for op in ov.Core().read_model(str(result.artifact)).get_ordered_ops()
+               if op.get_type_name() == "Constant" and op.get_output_element_type(0).get_type_name() == "f16"]
+    assert weights
+
+
+def test_openvino_quantization_table_is_validated(tmp_path: Path) -> None:
+    text = (RECIPES_DIR / "openvino.toml").read_text()
+    for old, new, match in [('overflow_fix = "enable"', 'overflow_fix = "on"', r"\[quantization\].overflow_fix"),
+                            ('preset = "mixed"', 'preset = "fast"', "preset"),
+                            ('fast_bias_correction = true\n', '', "lacks")]:
+        assert old in text, f"the recipe no longer has {old!r}: update this case"
+        path = tmp_path / "r.toml"
+        path.write_text(text.replace(old, new))
+        with pytest.raises(ExportError, match=match):
+            load_recipe(get_target("openvino"), path)
+    recipe = load_recipe(get_target("openvino"))
+    assert recipe.tolerance("int8").min_centered_sqnr_db > 0 and recipe.tolerance("fp16").min_top1_agreement == 1.0
+    with pytest.raises(ExportError, match="pass --calibration synthetic"):
+        export_model("560m", "openvino", tmp_path / "x", frames=8, precision="int8")
