@@ -45,13 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("artifacts"), help="output directory (default: artifacts)")
     parser.add_argument("--frames", type=int, help="clip length of the exported input (default: the variant's)")
     parser.add_argument("--precision", choices=("fp32", "fp16", "int8", "palettize8"),
-                        help="fp32; fp16 (coreml); int8: calibrated int8 weights and activations (onnx, executorch), "
-                             "int8 weights (coreml); palettize8: 8-bit weight palettes (coreml). Default: the "
-                             "recipe's")
+                        help="fp32; fp16 (coreml; openvino: fp16 weights); int8: calibrated int8 weights and "
+                             "activations (onnx, executorch, openvino), int8 weights (coreml); palettize8: 8-bit "
+                             "weight palettes (coreml). Default: the recipe's")
     parser.add_argument("--calibration", metavar="SOURCE",
                         help="int8 calibration clips: 'synthetic' (the procedural dataset), a folder of videos, a "
-                             "folder of class folders, or a path,label CSV; required by --precision int8 on onnx "
-                             "and executorch")
+                             "folder of class folders, or a path,label CSV; required by --precision int8 on onnx, "
+                             "executorch and openvino")
     parser.add_argument("--calibration-clips", type=int, metavar="N",
                         help="how many calibration clips (default: the recipe's [quantization] calibration_clips)")
     parser.add_argument("--recipe", type=Path, help="recipe file instead of export/<target>.toml "

@@ -118,8 +118,11 @@ def quantize_openvino(ov_model: Any, proto: Any, modules: dict[str, str], clips:
     "by_op": {op: {"int8", "fp32"}}}``.
     """
     import nncf
-    from nncf.quantization.advanced_parameters import (AdvancedQuantizationParameters, OverflowFix,
-                                                       QuantizationParameters)
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        OverflowFix,
+        QuantizationParameters,
+    )
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     keep = kept_fp32(ov_model, proto, modules, options, classes)
