@@ -1,7 +1,8 @@
-"""int8 against fp32 on onnxruntime CPU and ExecuTorch XNNPACK: latency side by side, agreement and accuracy.
+"""int8 against fp32 on onnxruntime CPU, ExecuTorch XNNPACK and OpenVINO CPU: latency side by side, agreement, accuracy.
 
     .venv/bin/python benchmarks/int8.py --checkpoint runs/reference-560m/last.safetensors
     .venv/bin/python benchmarks/int8.py --variant 560m --frames 64 --targets onnx --latency-only   # seeded init
+    .venv/bin/python benchmarks/int8.py --checkpoint run/last.safetensors --targets openvino         # NNCF int8 IR
 
 For each target, the model is exported twice through ``vmf-export``'s pipeline, fp32 and
 ``--precision int8 --calibration synthetic``, each passing its recipe's gate. Agreement,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -28,7 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "int8.json"
-BACKENDS = {"onnx": "onnxruntime-cpu", "executorch": "executorch-xnnpack"}
+BACKENDS = {"onnx": "onnxruntime-cpu", "executorch": "executorch-xnnpack", "openvino": "openvino-cpu"}
 
 
 def interleaved_ms(artifacts: dict[str, Path], backend: str, clip, rounds: int, threads: int) -> dict[str, float]:
@@ -104,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = describe(host_device_info())
     source = str(args.checkpoint) if args.checkpoint else f"seeded init of {args.variant}"
-    print(f"\nint8 vs fp32, {source}; {machine}; {args.threads} threads, {args.rounds} interleaved rounds")
+    print(f"\nint8 vs fp32, {source}; {machine}; {args.threads} threads, {args.rounds} interleaved rounds; "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'target':<11}{'fp32 ms':>9}{'int8 ms':>9}{'ratio':>7}{'size':>7}{'agree':>8}{'SQNR':>7}"
           f"{'acc fp32→int8':>16}")
     for r in rows:
@@ -116,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     document = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": []}
     document["runs"].append({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine,
-                             "source": source, "threads": args.threads, "rounds": args.rounds, "rows": rows})
+                             "source": source, "threads": args.threads, "rounds": args.rounds,
+                             "load_average": os.getloadavg(), "rows": rows})
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")
     print(f"wrote {RESULTS}")
     return 0
