@@ -96,8 +96,8 @@ def test_openvino_fp16_weights_pass_their_gate(trained_checkpoint: Path, tmp_pat
     result = export_model("560m", "openvino", tmp_path, checkpoint=trained_checkpoint, precision="fp16")
     manifest = result.manifest
     assert result.artifact.name == "560m-16f-fp16.xml" and manifest["artifact"]["precision"] == "fp16"
-    assert manifest["parity"]["status"] == "passed" and manifest["parity"]["tolerance"] == "fp16"
-    assert manifest["artifact"]["size_bytes"] < 0.6 * _fp32_weight_bytes(manifest)
+    assert manifest["parity"]["status"] == "passed" and manifest["parity"]["tolerance"]["min_centered_sqnr_db"] == 40.0
+    assert manifest["artifact"]["size_bytes"] < 0.6 * _fp32_weight_bytes(manifest)  # 0.56 (the .xml is not halved)
     weights = [op for op in ov.Core().read_model(str(result.artifact)).get_ordered_ops()
                if op.get_type_name() == "Constant" and op.get_output_element_type(0).get_type_name() == "f16"]
     assert weights
@@ -107,7 +107,7 @@ def test_openvino_quantization_table_is_validated(tmp_path: Path) -> None:
     text = (RECIPES_DIR / "openvino.toml").read_text()
     for old, new, match in [('overflow_fix = "enable"', 'overflow_fix = "on"', r"\[quantization\].overflow_fix"),
                             ('preset = "mixed"', 'preset = "fast"', "preset"),
-                            ('fast_bias_correction = true\n', '', "lacks")]:
+                            ('fast_bias_correction = true', '', "lacks")]:
         assert old in text, f"the recipe no longer has {old!r}: update this case"
         path = tmp_path / "r.toml"
         path.write_text(text.replace(old, new))
