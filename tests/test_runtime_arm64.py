@@ -122,3 +122,19 @@ def test_schema_refuses_a_millisecond_from_emulation(tmp_path: Path) -> None:
     del result["emulation"]
     with pytest.raises(schema.BenchSchemaError, match="names its emulation"):
         build_document([result], BenchSettings(threads=2), host_device_info())
+
+
+def test_arm64_backend_is_accepted_by_vmf_val_and_as_the_gates_runtime(tmp_path: Path) -> None:
+    from vmf_deploy.export.parity_gate import runtime_description
+    from vmf_deploy.export.recipes import default_recipe_path, load_recipe
+    from vmf_deploy.export.targets import get_target
+    from vmf_deploy.validate import parse_artifact
+
+    assert parse_artifact("out/560m-16f.pte@executorch-native-arm64") == (Path("out/560m-16f.pte"),
+                                                                           "executorch-native-arm64")
+    assert "aarch64 under qemu" in runtime_description("executorch-native-arm64")
+    recipe_text = default_recipe_path(get_target("executorch")).read_text()
+    edited = recipe_text.replace('runtime = "executorch-xnnpack"', 'runtime = "executorch-native-arm64"')
+    assert edited != recipe_text
+    (tmp_path / "arm.toml").write_text(edited)
+    assert load_recipe(get_target("executorch"), tmp_path / "arm.toml").runtime == "executorch-native-arm64"
