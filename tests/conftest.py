@@ -134,3 +134,17 @@ def native_build_dir(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("runtimes-build")
     build_runtime(folder, tests=True, jobs=2)
     return folder
+
+
+@pytest.fixture(scope="session")
+def aarch64_build_dir():
+    """runtimes/ cross-built for aarch64 (vmf_run + C++ unit tests) in runtimes/build-aarch64, once per session.
+
+    The build is incremental (a clean CI clone builds it from scratch); the aarch64 executorch wheel
+    is cached outside the tree (``$VMF_CACHE``, else ``~/.cache/vmf-deploy``).
+    """
+    from vmf_deploy.cross_build import AARCH64_BUILD_DIR
+    from vmf_deploy.native_build import build_runtime
+
+    build_runtime(AARCH64_BUILD_DIR, tests=True, jobs=2, arch="aarch64")
+    return AARCH64_BUILD_DIR

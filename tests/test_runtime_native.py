@@ -334,3 +334,32 @@ def test_exported_checkpoint_classes_reach_vmf_run(vmf_run: Path, tmp_path: Path
     proc = run_cli(vmf_run, result.artifact, "--frames-dir", write_frames(tmp_path / "frames", frames))
     assert proc.returncode == 0, proc.stderr
     assert top5_lines(proc.stdout) == python_top5(result.artifact, frames, spec, classes)
+
+
+def test_raw_tensor_mode_writes_npy_logits(vmf_run: Path, pte: Path, tmp_path: Path) -> None:
+    """An input tensor (.npy or raw + --shape) in, a logits file (.npy or raw) out: parity without decoding."""
+    clip = parity_clips(SPEC.input_shape, [3])[0]
+    np.save(tmp_path / "clip.npy", clip)
+    clip.tofile(tmp_path / "clip.raw")
+    shape = ",".join(map(str, SPEC.input_shape))
+    proc = run_cli(vmf_run, pte, "--input-npy", tmp_path / "clip.npy", "--output-npy", tmp_path / "a.npy")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli(vmf_run, pte, "--input-raw", tmp_path / "clip.raw", "--shape", shape, "--output-raw",
+                   tmp_path / "b.raw")
+    assert proc.returncode == 0, proc.stderr
+    logits = np.load(tmp_path / "a.npy")
+    assert logits.shape == (1, 400) and logits.dtype == np.float32
+    np.testing.assert_array_equal(logits.ravel(), np.fromfile(tmp_path / "b.raw", dtype=np.float32))
+    runner = ExecuTorchNativeRunner(binary=vmf_run)
+    runner.load(pte)
+    try:
+        np.testing.assert_allclose(runner.run(clip), logits, rtol=0, atol=1e-6)
+    finally:
+        runner.close()
+    proc = run_cli(vmf_run, pte, "--input-raw", tmp_path / "clip.raw", "--shape", "1,3,8,32,32")
+    assert proc.returncode == 1 and "--shape 1,3,8,32,32 differs from the model input (1, 3, 4, 32, 32)" in proc.stderr
+    np.save(tmp_path / "wrong.npy", clip[:, :, :2])
+    proc = run_cli(vmf_run, pte, "--input-npy", tmp_path / "wrong.npy")
+    assert proc.returncode == 1 and "has shape (1, 3, 2, 32, 32) but the model input is" in proc.stderr
+    proc = run_cli(vmf_run, pte, "--input-npy", tmp_path / "clip.npy", "--shape", shape)
+    assert proc.returncode == 2 and "--shape describes --input-raw" in proc.stderr

@@ -27,7 +27,7 @@ namespace {
 
 constexpr const char* kUsage = R"(usage:
   vmf_run MODEL.pte [--manifest M] --frames-dir DIR [--top-k K] [--threads N]
-  vmf_run MODEL.pte [--manifest M] (--input-raw F | --input-npy F) [--output-raw OUT]
+  vmf_run MODEL.pte [--manifest M] (--input-raw F [--shape S] | --input-npy F) [--output-raw OUT | --output-npy OUT]
   vmf_run MODEL.pte [--manifest M] [--frames-dir DIR | --input-raw F | --input-npy F]
           --bench [--warmup W] [--runs N] [--json OUT.json]
   vmf_run --manifest M --frames-dir DIR --preprocess-only --save-input OUT.raw
@@ -38,27 +38,32 @@ constexpr const char* kUsage = R"(usage:
 Runs an exported ExecuTorch program (XNNPACK) with the preprocessing and labels its manifest
 (default MODEL.pte.manifest.json) describes. A frames directory holds a video's decoded frames
 as binary PPM (P6) or PGM (P5) files in name order, e.g. `ffmpeg -i clip.mp4 DIR/%06d.ppm`.
-Raw tensors are little-endian float32 in the manifest's input shape (NCTHW).
+Raw tensors are little-endian float32 in the manifest's input shape (NCTHW); .npy tensors are
+float32, C order. Raw-tensor mode (an input tensor, a logits file) checks parity without decoding.
 
 options:
   --manifest M       the artifact's manifest
   --frames-dir DIR   decoded frames; one clip is sampled over all of them
   --input-raw F      an already-preprocessed input tensor (raw float32)
+  --shape S          with --input-raw: its shape, e.g. 1,3,16,172,172 (must be the manifest's)
   --input-npy F      an already-preprocessed input tensor (.npy float32)
   --save-input F     also write the preprocessed input tensor (raw float32)
   --output-raw F     write the logits (raw float32)
+  --output-npy F     write the logits (.npy float32 in the manifest's output shape)
   --preprocess-only  preprocess only (no model needed); use with --save-input
   --top-k K          how many classes to print (default 5)
   --threads N        ExecuTorch thread-pool size (0 or absent: ExecuTorch's default)
   --bench            time --runs runs after --warmup runs (defaults 3 and 10); without an input
                      a synthetic clip made by the manifest's preprocessing is timed
   --json OUT         with --bench: write the vmf-bench results document (vmf-deploy/bench v1)
-  --serve            load once, then answer "run IN.raw OUT.raw" lines on stdin
+  --serve            load once, then answer "run IN OUT" lines on stdin (raw float32, or .npy
+                     by extension)
   --sha256 PATH      print the manifest hash of a file or directory artifact
 )";
 
 struct Args {
-  std::string model, manifest, frames_dir, input_raw, input_npy, save_input, output_raw, json_out, sha256_path;
+  std::string model, manifest, frames_dir, input_raw, input_npy, save_input, output_raw, output_npy, json_out,
+      sha256_path, shape;
   int top_k = 5, threads = 0, warmup = 3, runs = 10;
   bool bench = false, serve = false, preprocess_only = false, version = false;
   std::string command;
@@ -79,6 +84,18 @@ int parse_int(const std::string& flag, const std::string& value, int min) {
   throw UsageError(flag + " needs an integer >= " + std::to_string(min) + ", got '" + value + "'");
 }
 
+// The dimensions of a --shape value ("1,3,16,172,172" or "1x3x16x172x172").
+std::vector<int64_t> parse_shape(const std::string& text) {
+  std::vector<int64_t> dims;
+  std::string item;
+  std::istringstream in(text);
+  while (std::getline(in, item, text.find('x') != std::string::npos ? 'x' : ',')) {
+    dims.push_back(parse_int("--shape", item, 1));
+  }
+  if (dims.empty()) throw UsageError("--shape needs dimensions such as 1,3,16,172,172");
+  return dims;
+}
+
 Args parse_args(int argc, char** argv) {
   Args a;
   for (int i = 0; i < argc; ++i) a.command += (i ? " " : "") + std::string(argv[i]);
@@ -94,6 +111,8 @@ Args parse_args(int argc, char** argv) {
     else if (arg == "--input-npy") a.input_npy = value();
     else if (arg == "--save-input") a.save_input = value();
     else if (arg == "--output-raw") a.output_raw = value();
+    else if (arg == "--output-npy") a.output_npy = value();
+    else if (arg == "--shape") a.shape = value();
     else if (arg == "--json") a.json_out = value();
     else if (arg == "--sha256") a.sha256_path = value();
     else if (arg == "--top-k") a.top_k = parse_int(arg, value(), 1);
@@ -112,6 +131,9 @@ Args parse_args(int argc, char** argv) {
   if (a.version || !a.sha256_path.empty()) return a;
   const int inputs = !a.frames_dir.empty() + !a.input_raw.empty() + !a.input_npy.empty();
   if (inputs > 1) throw UsageError("give one of --frames-dir, --input-raw, --input-npy");
+  if (!a.output_raw.empty() && !a.output_npy.empty()) throw UsageError("give one of --output-raw, --output-npy");
+  if (!a.shape.empty() && a.input_raw.empty()) throw UsageError("--shape describes --input-raw: add it");
+  if (!a.shape.empty()) parse_shape(a.shape);
   if (a.preprocess_only) {
     if (a.frames_dir.empty() || a.save_input.empty() || a.manifest.empty()) {
       throw UsageError("--preprocess-only needs --manifest, --frames-dir and --save-input");
@@ -125,6 +147,33 @@ Args parse_args(int argc, char** argv) {
   }
   if (!a.json_out.empty() && !a.bench) throw UsageError("--json writes benchmark results: add --bench");
   return a;
+}
+
+std::string shape_text(const std::vector<int64_t>& dims) {
+  std::string text = "(";
+  for (size_t i = 0; i < dims.size(); ++i) text += (i ? ", " : "") + std::to_string(dims[i]);
+  return text + ")";
+}
+
+// An input tensor file (.npy by extension, else raw float32) of the manifest's input shape.
+std::vector<float> read_input_tensor(const std::string& path, const vmf::Manifest& m) {
+  if (!vmf::is_npy_path(path)) return vmf::read_raw_f32(path, m.input_numel());
+  vmf::FloatTensor t = vmf::read_npy_f32(path);
+  const std::vector<int64_t> want(m.input_shape.begin(), m.input_shape.end());
+  if (t.shape != want) {
+    throw vmf::Error(path + " has shape " + shape_text(t.shape) + " but the model input is " + shape_text(want) +
+                     ": preprocess the clip with the manifest's frames and crop");
+  }
+  return std::move(t.data);
+}
+
+// Writes logits to `path`: .npy (the manifest's output shape) by extension, else raw float32.
+void write_logits(const std::string& path, const std::vector<float>& logits, const vmf::Manifest& m) {
+  if (vmf::is_npy_path(path)) {
+    vmf::write_npy_f32(path, m.output_shape, logits.data(), logits.size());
+  } else {
+    vmf::write_raw_f32(path, logits.data(), logits.size());
+  }
 }
 
 double ms_since(std::chrono::steady_clock::time_point start) {
@@ -164,14 +213,16 @@ std::vector<float> load_input(const Args& a, const vmf::Manifest& m, double* dec
     return vmf::benchmark_input(m.preprocessing);
   }
   if (!a.input_raw.empty()) {
+    const std::vector<int64_t> want(m.input_shape.begin(), m.input_shape.end());
+    if (!a.shape.empty() && parse_shape(a.shape) != want) {
+      throw vmf::Error("--shape " + a.shape + " differs from the model input " + shape_text(want) +
+                       ": the program runs only the shape it was exported for");
+    }
     *description = a.input_raw;
     return vmf::read_raw_f32(a.input_raw, m.input_numel());
   }
-  vmf::FloatTensor t = vmf::read_npy_f32(a.input_npy);
-  const std::vector<int64_t> want(m.input_shape.begin(), m.input_shape.end());
-  if (t.shape != want) throw vmf::Error(a.input_npy + ": shape differs from the manifest's input shape");
   *description = a.input_npy;
-  return std::move(t.data);
+  return read_input_tensor(a.input_npy, m);
 }
 
 int serve(vmf::Model& model) {
@@ -183,12 +234,12 @@ int serve(vmf::Model& model) {
     words >> verb >> in_path >> out_path;
     if (verb == "quit") break;
     try {
-      if (verb != "run" || in_path.empty() || out_path.empty()) throw vmf::Error("expected 'run IN.raw OUT.raw'");
-      const std::vector<float> input = vmf::read_raw_f32(in_path, model.manifest().input_numel());
+      if (verb != "run" || in_path.empty() || out_path.empty()) throw vmf::Error("expected 'run IN OUT'");
+      const std::vector<float> input = read_input_tensor(in_path, model.manifest());
       const auto start = std::chrono::steady_clock::now();
       const std::vector<float> logits = model.run(input);
       const double run_ms = ms_since(start);
-      vmf::write_raw_f32(out_path, logits.data(), logits.size());
+      write_logits(out_path, logits, model.manifest());
       std::cout << "ok " << run_ms << std::endl;
     } catch (const vmf::Error& e) {
       std::string msg = e.what();
@@ -252,6 +303,7 @@ int run_main(const Args& a) {
   const std::vector<float> logits = model.run(input);
   const double model_ms = ms_since(start);
   if (!a.output_raw.empty()) vmf::write_raw_f32(a.output_raw, logits.data(), logits.size());
+  if (!a.output_npy.empty()) vmf::write_npy_f32(a.output_npy, manifest.output_shape, logits.data(), logits.size());
   std::printf("top-%d for %s with %s:\n", a.top_k, description.c_str(), a.model.c_str());
   int rank = 1;
   for (const vmf::Prediction& p : vmf::top_k(logits, labels, a.top_k)) {

@@ -85,4 +85,32 @@ FloatTensor read_npy_f32(const std::string& path) {
   return t;
 }
 
+void write_npy_f32(const std::string& path, const std::vector<int64_t>& shape, const float* data, size_t count) {
+  int64_t numel = 1;
+  std::string dims;
+  for (const int64_t d : shape) {
+    numel *= d;
+    dims += std::to_string(d) + ",";
+  }
+  if (shape.size() > 1) dims.pop_back();  // numpy writes (3,) for one dimension, (1, 400) for two
+  if (numel != int64_t(count)) {
+    throw Error(path + ": " + std::to_string(count) + " values do not fill the shape given for the .npy file");
+  }
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  // magic (6) + version (2) + length (2) + header + '\n' is padded with spaces to a multiple of 64
+  const size_t unpadded = 10 + header.size() + 1;
+  header.append((64 - unpadded % 64) % 64, ' ');
+  header.push_back('\n');
+  std::string content("\x93NUMPY\x01\x00", 8);
+  content.push_back(char(header.size() & 0xff));
+  content.push_back(char(header.size() >> 8));
+  content += header;
+  content.append(reinterpret_cast<const char*>(data), count * sizeof(float));
+  write_file_atomic(path, content);
+}
+
+bool is_npy_path(const std::string& path) {
+  return path.size() >= 4 && path.compare(path.size() - 4, 4, ".npy") == 0;
+}
+
 }  // namespace vmf

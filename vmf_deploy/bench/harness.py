@@ -254,8 +254,11 @@ class Harness:
         return self.result_from(backend, variant, ref, artifact, out)
 
     def result_from(self, backend: str, variant: str, ref: Reference, artifact: Path | None, out: dict) -> dict:
-        """An ``ok`` result from a worker's measurements and the parity against the reference."""
-        lat = latency_stats(out["samples_ms"])
+        """An ``ok`` result from a worker's measurements and the parity against the reference.
+
+        A result run under an emulator (``out["emulation"]``) carries parity and the emulated CPU but
+        no timing or memory: ``"latency": "not measured: emulated"``.
+        """
         report = compare_logits(ref.logits, [np.asarray(x, dtype=np.float32) for x in out["logits"]])
         result = empty_result(backend, variant, "ok", self.settings.threads)
         result.update({
@@ -263,11 +266,17 @@ class Harness:
             "artifact": None if artifact is None else {
                 "path": str(artifact), "format": artifact.suffix.lstrip("."), "size_bytes": artifact_size(artifact),
                 "precision": artifact_precision(artifact)},
+            "parity": {"reference": REFERENCE, "seeds": list(self.settings.parity_seeds), **report.to_dict()},
+        })
+        if out.get("emulation"):
+            result.update({"latency": schema.EMULATED, "emulation": out["emulation"]})
+            return result
+        lat = latency_stats(out["samples_ms"])
+        result.update({
             "load_ms": out["load_ms"], "latency_ms": lat, "clips_per_s": 1e3 / lat["median"],
             "gflops_per_s": ref.flops / 1e9 / (lat["median"] / 1e3), "memory": {
                 **out["memory"], "weights_bytes": ref.budget.weights_bytes,
                 "activation_set_bytes": ref.budget.activation_bytes},
-            "parity": {"reference": REFERENCE, "seeds": list(self.settings.parity_seeds), **report.to_dict()},
             "profile": out.get("profile"),
         })
         if out.get("profile_note"):
@@ -295,6 +304,8 @@ def merge_rounds(rounds: Sequence[dict]) -> dict:
     failed = [r for r in rounds if r["status"] != "ok"]
     if failed or len(rounds) == 1:
         return failed[0] if failed else rounds[0]
+    if rounds[0]["latency_ms"] is None:  # emulated: nothing timed, keep the worst parity
+        return max(rounds, key=lambda r: r["parity"]["max_rel_error"])
     merged = dict(rounds[0])
     samples = [x for r in rounds for x in r["latency_ms"]["samples"]]
     lat = latency_stats(samples)

@@ -11,7 +11,8 @@ in ``docs/bench.md``; the JSON-Schema form is :data:`JSON_SCHEMA` (``docs/bench_
 :func:`validate` checks a document against :data:`JSON_SCHEMA` (a small interpreter of
 the JSON-Schema keywords the schema uses, so no extra dependency) and then the rules a
 schema cannot express: a result that is not ``ok`` carries no measurement, an ``ok``
-result carries its latency statistics, and every record belongs to an ``ok`` result.
+result carries its latency statistics (or, run under an emulator, ``"latency": "not measured: emulated"``
+with no timing at all and its ``emulation``), and every record belongs to an ``ok`` result.
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ from typing import Any
 SCHEMA = "vmf-deploy/bench"
 SCHEMA_VERSION = 1
 STATUS_PATTERN = r"^(ok|skipped: .+|failed: .+)$"
+NOT_MEASURED_PATTERN = r"^not measured: .+$"
+EMULATED = "not measured: emulated"
+"""The ``latency`` of an ``ok`` result run under an instruction-set emulator: its timings mean nothing."""
+
+EMULATION_SCHEMA: dict = {
+    "type": "object", "required": ["emulator", "arch", "cpu"],
+    "properties": {"emulator": {"type": "string"}, "arch": {"type": "string"}, "cpu": {"type": "string"}},
+}
+"""What an emulated result ran on: the emulator, the emulated architecture and CPU model (``QEMU_CPU``)."""
 
 # ExecuTorch benchmark-app metric names are kept where they exist; the others are ours.
 METRICS: dict[str, str] = {
@@ -118,6 +128,8 @@ RESULT_SCHEMA: dict = {
                            "runtime_import_rss_bytes": {"type": "integer"}, "weights_bytes": {"type": "integer"},
                            "activation_set_bytes": {"type": "integer"}, "method": {"type": "string"}}}]},
         "parity": {"anyOf": [{"type": "null"}, PARITY_SCHEMA]},
+        "latency": {"type": "string", "pattern": NOT_MEASURED_PATTERN},
+        "emulation": EMULATION_SCHEMA,
         "profile": {"anyOf": [{"type": "null"}, {
             "type": "object", "required": ["source", "ops"],
             "properties": {"source": {"type": "string"}, "file": _STR_OR_NULL,
@@ -249,7 +261,14 @@ def validate(doc: Any) -> dict:
     ok_pairs = set()
     for i, r in enumerate(doc["results"]):
         where = f"$.results[{i}] ({r['backend']}/{r['variant']})"
-        if r["status"] == "ok":
+        if r["status"] == "ok" and "latency" in r:
+            timed = [k for k in ("load_ms", "latency_ms", "clips_per_s", "gflops_per_s") if r[k] is not None]
+            if timed:
+                raise BenchSchemaError(f"{where}: latency {r['latency']!r} but it carries timings {timed}")
+            if r["latency"] == EMULATED and "emulation" not in r:
+                raise BenchSchemaError(f"{where}: an emulated result names its emulation (emulator, arch, cpu)")
+            ok_pairs.add((r["variant"], r["backend"]))
+        elif r["status"] == "ok":
             if r["latency_ms"] is None or r["clips_per_s"] is None:
                 raise BenchSchemaError(f"{where}: status ok but no latency_ms/clips_per_s")
             lat = r["latency_ms"]
@@ -274,14 +293,14 @@ def records_for(result: dict, device: dict) -> list[dict]:
     """The flat benchmark-app records of one ``ok`` result (empty for skipped/failed ones)."""
     if result["status"] != "ok":
         return []
-    lat = result["latency_ms"]
+    lat = result["latency_ms"] or {}
     values: dict[str, float | None] = {
-        "avg_inference_latency(ms)": lat["mean"],
+        "avg_inference_latency(ms)": lat.get("mean"),
         "trimmean_inference_latency(ms)": lat.get("trimmed_mean"),
-        "median_inference_latency(ms)": lat["median"],
-        "p90_inference_latency(ms)": lat["p90"],
-        "min_inference_latency(ms)": lat["min"],
-        "max_inference_latency(ms)": lat["max"],
+        "median_inference_latency(ms)": lat.get("median"),
+        "p90_inference_latency(ms)": lat.get("p90"),
+        "min_inference_latency(ms)": lat.get("min"),
+        "max_inference_latency(ms)": lat.get("max"),
         "model_load_time(ms)": result["load_ms"],
         "throughput(clips/s)": result["clips_per_s"],
         "peak_inference_rss(mb)": None if result["memory"] is None else result["memory"]["inference_rss_bytes"] / 2**20,

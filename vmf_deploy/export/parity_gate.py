@@ -31,6 +31,7 @@ SYNTHETIC_SEED = 0
 RUNTIME_DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "onnxruntime-cpu": ("onnxruntime", "onnxruntime {version} CPU"),
     "executorch-xnnpack": ("executorch", "ExecuTorch {version} Python runtime, XNNPACK delegate"),
+    "executorch-native-arm64": ("executorch", "ExecuTorch {version} C++ runtime for aarch64 under qemu, XNNPACK"),
     "coreml": ("coremltools", "Core ML (coremltools {version})"),
     "openvino-cpu": ("openvino", "OpenVINO {version} CPU"),
 }

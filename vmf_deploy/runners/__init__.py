@@ -15,6 +15,7 @@ BACKENDS: dict[str, str] = {
     "onnxruntime-cpu": "onnxruntime_cpu:OnnxRuntimeCPURunner",
     "executorch-xnnpack": "executorch_xnnpack:ExecuTorchXNNPACKRunner",
     "executorch-native": "executorch_native:ExecuTorchNativeRunner",
+    "executorch-native-arm64": "executorch_native_arm64:ExecuTorchNativeARM64Runner",
     "coreml": "coreml:CoreMLRunner",
     "openvino-cpu": "openvino_cpu:OpenVINOCPURunner",
     "openvino-gpu": "openvino_cpu:OpenVINOGPURunner",

@@ -70,12 +70,12 @@ class ExecuTorchNativeRunner(Runner):
         self.output_shape = tuple(manifest["output"]["shape"])
         self.workdir = Path(tempfile.mkdtemp(prefix="vmf-native-", dir=_fast_tmp_dir()))
         self.stderr_path = self.workdir / "stderr.log"
-        cmd = [str(self.binary), str(artifact), "--manifest", str(manifest_path(artifact)), "--serve"]
+        cmd = [*self.launcher(), str(artifact), "--manifest", str(manifest_path(artifact)), "--serve"]
         if self.threads:
             cmd += ["--threads", str(self.threads)]
         with open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
-                                            bufsize=1)
+                                            bufsize=1, env=self.child_env())
         reply = self.process.stdout.readline().strip()
         if not reply.startswith("ready "):
             self.process.wait(timeout=30)
@@ -83,6 +83,14 @@ class ExecuTorchNativeRunner(Runner):
             self.close()
             raise RunnerError(f"the native runtime refused {artifact}: {message}")
         self.load_ms = float(reply.split()[1])
+
+    def launcher(self) -> list[str]:
+        """The command that starts ``vmf_run`` (its arguments follow)."""
+        return [str(self.binary)]
+
+    def child_env(self) -> dict[str, str] | None:
+        """The environment of the ``vmf_run`` child (None: this process's)."""
+        return None
 
     @property
     def pid(self) -> int | None:
