@@ -32,9 +32,15 @@ class Runner(ABC):
     artifact_suffix: str | None = None
     export_target: str | None = None  # the vmf-export --target that produces its artifact
     uses_gpu: bool = False  # runs on a CUDA device (a Ray actor running it asks for one GPU)
+    emulated: bool = False  # runs under an emulator (qemu): parity means something, latency and memory do not
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads
+
+    @property
+    def emulated_cpu(self) -> str | None:
+        """The CPU model an emulated runner emulates (None for a runner on the host's own CPU)."""
+        return None
 
     @classmethod
     def availability(cls) -> str | None:
