@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import __version__
-from ..parity import compare_logits, parity_clips
+from ..parity import ParityReport, compare_logits, parity_clips
 from ..runners import BACKENDS, runner_class
 from . import schema
 from .artifacts import artifact_precision, artifact_size, export_artifact
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 DEVICE_BACKENDS = ("android", "ios")
 PEERS = ("x3d-xs", "x3d-s")
 REFERENCE = "PyTorch fp32 eager"
+NOT_MEASURED_EMULATED = "not measured: emulated"
+"""The ``latency`` of a result run under emulation (its ``latency_ms`` is null): emulated time is no device's."""
 
 
 def all_backends() -> list[str]:
@@ -255,8 +257,10 @@ class Harness:
 
     def result_from(self, backend: str, variant: str, ref: Reference, artifact: Path | None, out: dict) -> dict:
         """An ``ok`` result from a worker's measurements and the parity against the reference."""
-        lat = latency_stats(out["samples_ms"])
         report = compare_logits(ref.logits, [np.asarray(x, dtype=np.float32) for x in out["logits"]])
+        if out.get("emulated_cpu"):
+            return self.emulated_result(backend, variant, ref, artifact, out, report)
+        lat = latency_stats(out["samples_ms"])
         result = empty_result(backend, variant, "ok", self.settings.threads)
         result.update({
             "input_shape": list(ref.input_shape), "params": ref.params, "flops": ref.flops,
@@ -272,6 +276,20 @@ class Harness:
         })
         if out.get("profile_note"):
             result["profile_note"] = out["profile_note"]
+        return result
+
+    def emulated_result(self, backend: str, variant: str, ref: Reference, artifact: Path | None, out: dict,
+                        report: ParityReport) -> dict:
+        """An ``ok`` result of a backend run under emulation: parity and the emulated CPU, never a time or memory."""
+        result = empty_result(backend, variant, "ok", self.settings.threads)
+        result.update({
+            "input_shape": list(ref.input_shape), "params": ref.params, "flops": ref.flops,
+            "artifact": None if artifact is None else {
+                "path": str(artifact), "format": artifact.suffix.lstrip("."), "size_bytes": artifact_size(artifact),
+                "precision": artifact_precision(artifact)},
+            "parity": {"reference": REFERENCE, "seeds": list(self.settings.parity_seeds), **report.to_dict()},
+            "latency": NOT_MEASURED_EMULATED, "emulated_cpu": out["emulated_cpu"],
+        })
         return result
 
 
@@ -295,6 +313,8 @@ def merge_rounds(rounds: Sequence[dict]) -> dict:
     failed = [r for r in rounds if r["status"] != "ok"]
     if failed or len(rounds) == 1:
         return failed[0] if failed else rounds[0]
+    if rounds[0]["latency_ms"] is None:  # emulated: parity only, the worst round's
+        return max(rounds, key=lambda r: r["parity"]["max_rel_error"])
     merged = dict(rounds[0])
     samples = [x for r in rounds for x in r["latency_ms"]["samples"]]
     lat = latency_stats(samples)

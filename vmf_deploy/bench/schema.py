@@ -118,6 +118,8 @@ RESULT_SCHEMA: dict = {
                            "runtime_import_rss_bytes": {"type": "integer"}, "weights_bytes": {"type": "integer"},
                            "activation_set_bytes": {"type": "integer"}, "method": {"type": "string"}}}]},
         "parity": {"anyOf": [{"type": "null"}, PARITY_SCHEMA]},
+        "latency": {"type": "string", "pattern": "^not measured: .+"},
+        "emulated_cpu": {"type": "string"},
         "profile": {"anyOf": [{"type": "null"}, {
             "type": "object", "required": ["source", "ops"],
             "properties": {"source": {"type": "string"}, "file": _STR_OR_NULL,
@@ -249,7 +251,13 @@ def validate(doc: Any) -> dict:
     ok_pairs = set()
     for i, r in enumerate(doc["results"]):
         where = f"$.results[{i}] ({r['backend']}/{r['variant']})"
-        if r["status"] == "ok":
+        if r["status"] == "ok" and "latency" in r:
+            timed = [k for k in ("load_ms", "latency_ms", "clips_per_s", "gflops_per_s", "memory") if r[k] is not None]
+            if timed or r["parity"] is None:
+                raise BenchSchemaError(f"{where}: latency {r['latency']!r} must carry parity and no time or memory, "
+                                       f"has {timed or 'no parity'}")
+            ok_pairs.add((r["variant"], r["backend"]))
+        elif r["status"] == "ok":
             if r["latency_ms"] is None or r["clips_per_s"] is None:
                 raise BenchSchemaError(f"{where}: status ok but no latency_ms/clips_per_s")
             lat = r["latency_ms"]
@@ -274,14 +282,14 @@ def records_for(result: dict, device: dict) -> list[dict]:
     """The flat benchmark-app records of one ``ok`` result (empty for skipped/failed ones)."""
     if result["status"] != "ok":
         return []
-    lat = result["latency_ms"]
+    lat = result["latency_ms"] or {}
     values: dict[str, float | None] = {
-        "avg_inference_latency(ms)": lat["mean"],
+        "avg_inference_latency(ms)": lat.get("mean"),
         "trimmean_inference_latency(ms)": lat.get("trimmed_mean"),
-        "median_inference_latency(ms)": lat["median"],
-        "p90_inference_latency(ms)": lat["p90"],
-        "min_inference_latency(ms)": lat["min"],
-        "max_inference_latency(ms)": lat["max"],
+        "median_inference_latency(ms)": lat.get("median"),
+        "p90_inference_latency(ms)": lat.get("p90"),
+        "min_inference_latency(ms)": lat.get("min"),
+        "max_inference_latency(ms)": lat.get("max"),
         "model_load_time(ms)": result["load_ms"],
         "throughput(clips/s)": result["clips_per_s"],
         "peak_inference_rss(mb)": None if result["memory"] is None else result["memory"]["inference_rss_bytes"] / 2**20,

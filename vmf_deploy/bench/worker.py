@@ -99,13 +99,14 @@ def measure(spec: dict) -> dict:
     runner = make_runner(spec)
     load_ms = (time.perf_counter() - t0) * 1e3
     timing_clip = clips[0]
-    for _ in range(spec["warmup"]):
-        runner.run(timing_clip)
     samples = []
-    for _ in range(spec["runs"]):
-        t = time.perf_counter()
-        runner.run(timing_clip)
-        samples.append((time.perf_counter() - t) * 1e3)
+    if not runner.emulated:  # under emulation only the logits mean something: no warm-up, nothing timed
+        for _ in range(spec["warmup"]):
+            runner.run(timing_clip)
+        for _ in range(spec["runs"]):
+            t = time.perf_counter()
+            runner.run(timing_clip)
+            samples.append((time.perf_counter() - t) * 1e3)
     logits = [np.asarray(runner.run(c), dtype=np.float32).tolist() for c in clips]
     peak = peak_rss(hwm_reset)
     children = children_peak_rss()
@@ -117,7 +118,9 @@ def measure(spec: dict) -> dict:
                       "inference_rss_bytes": max(peak - baseline, 0) + children,
                       "runtime_import_rss_bytes": max(runtime_rss, 0), "method": method},
            "profile": None}
-    if spec.get("profile"):
+    if runner.emulated:
+        out["emulated_cpu"] = runner.emulated_cpu
+    elif spec.get("profile"):
         from .profile import ProfileUnavailable, profile_runner
 
         artifact = Path(spec["artifact"]) if spec.get("artifact") else None

@@ -124,8 +124,9 @@ def table_row(r: dict) -> list[str]:
     budget = mem.get("weights_bytes", 0) + mem.get("activation_set_bytes", 0)
     peak_cell = "—" if peak is None else f"{peak / 2**20:.0f}" + (f" ({peak / budget:.1f}×)" if budget else "")
     precision = "fp32" if r["artifact"] is None else r["artifact"].get("precision", "fp32")
+    median = "emulated" if r.get("latency") else num(lat.get("median"), ".1f")
     return [r["backend"], r["variant"], precision, status_cell(r["status"]), num(size, ".1f"),
-            num(None if r["flops"] is None else r["flops"] / 1e9, ".3f"), num(lat.get("median"), ".1f"),
+            num(None if r["flops"] is None else r["flops"] / 1e9, ".3f"), median,
             num(lat.get("p90"), ".1f"), num(r["clips_per_s"], ".2f"), peak_cell, parity_cell]
 
 
