@@ -33,6 +33,7 @@ RUNTIME_DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "executorch-xnnpack": ("executorch", "ExecuTorch {version} Python runtime, XNNPACK delegate"),
     "coreml": ("coremltools", "Core ML (coremltools {version})"),
     "openvino-cpu": ("openvino", "OpenVINO {version} CPU"),
+    "onnxruntime-arm64": ("onnxruntime", "onnxruntime {version} aarch64 CPU under qemu-aarch64-static ({qemu_cpu})"),
 }
 """Gate runtime → (distribution whose version is named, description)."""
 
@@ -46,6 +47,10 @@ def runtime_description(backend: str) -> str:
         version = metadata.version(dist)
     except metadata.PackageNotFoundError:
         version = "(not installed)"
+    if "{qemu_cpu}" in text:
+        from vmf_deploy.arm64.qemu import qemu_cpu
+
+        return text.format(version=version, qemu_cpu=qemu_cpu())
     return text.format(version=version)
 
 
