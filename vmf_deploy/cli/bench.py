@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     def progress(r: dict) -> None:
         lat = r["latency_ms"]
         detail = f" median {lat['median']:.1f} ms" if lat else ""
+        if r.get("emulated_cpu"):
+            detail = f" (emulated {r['emulated_cpu']}: latency not measured)"
         print(f"  {r['backend']:<22} {r['variant']:<8} {r['status']}{detail}", flush=True)
 
     try:
