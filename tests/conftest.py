@@ -134,3 +134,15 @@ def native_build_dir(tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("runtimes-build")
     build_runtime(folder, tests=True, jobs=2)
     return folder
+
+
+@pytest.fixture(scope="session")
+def arm64_userland():
+    """The aarch64 CPython userland ``onnxruntime-arm64`` runs in, built once (about 90 s) or reused from the cache.
+
+    It lives in ``$VMF_CACHE/arm64-userland`` (else ``~/.cache/vmf-deploy/arm64-userland``), where the
+    runner looks for it; building needs root, debootstrap and qemu-user-static (``.ci/run`` installs them).
+    """
+    from vmf_deploy.arm64.userland import build_userland
+
+    return build_userland(progress=lambda _: None)
