@@ -148,3 +148,15 @@ def aarch64_build_dir():
 
     build_runtime(AARCH64_BUILD_DIR, tests=True, jobs=2, arch="aarch64")
     return AARCH64_BUILD_DIR
+
+
+@pytest.fixture(scope="session")
+def arm64_userland():
+    """The aarch64 CPython userland ``onnxruntime-arm64`` runs in, built once (about 90 s) or reused from the cache.
+
+    It lives in ``$VMF_CACHE/arm64-userland`` (else ``~/.cache/vmf-deploy/arm64-userland``), where the
+    runner looks for it; building needs root, debootstrap and qemu-user-static (``.ci/run`` installs them).
+    """
+    from vmf_deploy.arm64.userland import build_userland
+
+    return build_userland(progress=lambda _: None)

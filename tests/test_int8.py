@@ -163,6 +163,29 @@ def test_onnx_int8_from_the_trained_fixture_passes_the_int8_gate(onnx_int8, trai
                                                         manifest_path(result.artifact).name]
 
 
+def test_onnx_int8_passes_the_int8_gate_on_arm64(onnx_int8, trained_checkpoint: Path, arm64_userland: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same int8 .onnx in onnxruntime's aarch64 kernels (qemu, cortex-a76) meets the int8 limits on the gate's clips.
+
+    ARM's u8s8 kernels (NEON, dot product) do not saturate as x86's non-VNNI ones do, so the artifact's
+    reduce_range (7-bit weights) only costs precision there; the gate judges what they compute.
+    """
+    from vmf_deploy.export.manifest_builder import export_labels
+    from vmf_deploy.export.parity_gate import run_gate
+    from vmf_deploy.export.pipeline import load_model
+
+    monkeypatch.delenv("VMF_QEMU_CPU", raising=False)
+    recipe = load_recipe(get_target("onnx"))
+    reference = load_model("560m", trained_checkpoint, None)
+    gate = run_gate(reference, onnx_int8.artifact, "onnxruntime-arm64", recipe.seeds, recipe.tolerance("int8"),
+                    recipe.tolerance_key("int8"), tuple(reference.cfg.input_shape), recipe.heldout_clips,
+                    classes=export_labels(trained_checkpoint))
+    assert gate.record["runtime"].endswith("aarch64 CPU under qemu-aarch64-static (cortex-a76)")
+    assert gate.report.clips == 3 + recipe.heldout_clips and gate.report.accuracy is not None
+    x86 = json.loads(manifest_path(onnx_int8.artifact).read_text())["parity"]["metrics"]
+    print(f"int8 on arm64 cortex-a76: {gate.report.to_dict()}; on x86: {x86}")
+
+
 def test_gate_refuses_int8_calibrated_on_black_videos_and_names_the_layers(trained_checkpoint: Path,
                                                                             tmp_path: Path) -> None:
     black = _videos(tmp_path / "black", 4, value=0, size=64)

@@ -23,7 +23,7 @@ def plot_results(results: list[dict], path: str | os.PathLike, title: str = "") 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [r for r in results if r["status"] == "ok" and r["flops"]]
+    ok = [r for r in results if r["status"] == "ok" and r["flops"] and r["latency_ms"]]  # emulated rows: no time
     if not ok:
         raise ValueError("nothing to plot: no backend produced a measurement (every row skipped or failed)")
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)

@@ -34,6 +34,7 @@ RUNTIME_DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "executorch-native-arm64": ("executorch", "ExecuTorch {version} C++ runtime for aarch64 under qemu, XNNPACK"),
     "coreml": ("coremltools", "Core ML (coremltools {version})"),
     "openvino-cpu": ("openvino", "OpenVINO {version} CPU"),
+    "onnxruntime-arm64": ("onnxruntime", "onnxruntime {version} aarch64 CPU under qemu-aarch64-static ({qemu_cpu})"),
 }
 """Gate runtime → (distribution whose version is named, description)."""
 
@@ -47,6 +48,10 @@ def runtime_description(backend: str) -> str:
         version = metadata.version(dist)
     except metadata.PackageNotFoundError:
         version = "(not installed)"
+    if "{qemu_cpu}" in text:
+        from vmf_deploy.arm64.qemu import qemu_cpu
+
+        return text.format(version=version, qemu_cpu=qemu_cpu())
     return text.format(version=version)
 
 

@@ -22,6 +22,7 @@ BACKENDS: dict[str, str] = {
     "onnxruntime-cuda": "onnxruntime_gpu:OnnxRuntimeCUDARunner",
     "onnxruntime-tensorrt": "onnxruntime_gpu:OnnxRuntimeTensorRTRunner",
     "torch-cuda": "torch_cuda:TorchCUDARunner",
+    "onnxruntime-arm64": "onnxruntime_arm64:OnnxRuntimeARM64Runner",
 }
 
 
