@@ -19,10 +19,13 @@ from vmf_deploy.runners.onnxruntime_cpu import OnnxRuntimeCPURunner
 PLOT_SIZE = (int(FIGSIZE[0] * DPI), int(FIGSIZE[1] * DPI))
 
 
-def test_ci_command_three_backends(tmp_path, capsys):
+def test_ci_command_three_backends(tmp_path, capsys, shared_export):
+    """vmf-bench exports the .onnx itself and reuses the session's .pte (--artifact): both routes, one lowering less."""
     out_json, out_png = tmp_path / "out.json", tmp_path / "out.png"
+    pte = shared_export("560m", "executorch", 16).artifact
     code = main(["--backend", "torch-cpu", "--backend", "onnxruntime-cpu", "--backend", "executorch-xnnpack",
-                 "--variant", "560m", "--frames", "16", "--runs", "3", "--json", str(out_json), "--plot", str(out_png)])
+                 "--variant", "560m", "--frames", "16", "--artifact", str(pte), "--runs", "3",
+                 "--json", str(out_json), "--plot", str(out_png)])
     printed = capsys.readouterr().out
     assert code == 0, printed
     doc = validate(json.loads(out_json.read_text()))
@@ -42,6 +45,7 @@ def test_ci_command_three_backends(tmp_path, capsys):
         assert r["gflops_per_s"] == pytest.approx(r["flops"] / 1e9 / (r["latency_ms"]["median"] / 1e3))
     assert rows["onnxruntime-cpu"]["artifact"]["format"] == "onnx"
     assert rows["executorch-xnnpack"]["artifact"]["format"] == "pte"
+    assert rows["executorch-xnnpack"]["artifact"]["path"] == str(pte)
     assert rows["torch-cpu"]["artifact"] is None
     assert doc["device"]["libraries"]["onnxruntime"] and doc["settings"]["runs"] == 3
     with Image.open(out_png) as im:
