@@ -3,9 +3,11 @@
 Each model of :data:`MODELS` (a fixture returning the ``ExportResult`` of a 16-frame ONNX
 export; its manifest's ``model.source`` says which model to rebuild as the reference) is
 copied and tampered with once per module (``tests/tamper.py``); then
-``parity_gate.run_gate`` in onnxruntime CPU must refuse every tampered copy, through the
-centered SQNR, under every ``[parity.tolerance.*]`` table of ``export/*.toml``, and pass the
-untampered copy under each of them.
+``parity_gate.run_gate`` in onnxruntime CPU must refuse every tampered copy under every
+``[parity.tolerance.*]`` table of ``export/*.toml``, and pass the untampered copy under each of
+them. Under the fp32 and fp16 tables the centered SQNR alone refuses every tamper. The int8
+tables' 9 dB is looser than what a tamper costs the trained fixture on some CPUs (frames shifted:
+cosine 0.44, max relative error 1.04, CI 2026-12-03), so there the refusal may come from any limit.
 """
 
 from __future__ import annotations
@@ -137,7 +139,11 @@ def test_gate_refuses_the_tampered_artifact(case: GateCase, tamper: str, target:
     recipe = RECIPES[target]
     with pytest.raises(ExportError, match="parity gate refused") as info:
         _gate(case, tamper, recipe, precision)
-    assert "centered SQNR" in str(info.value).split(" (max abs error")[0]
+    reasons = str(info.value).split(" (max abs error")[0]
+    if precision == "int8":
+        assert any(limit in reasons for limit in ("centered SQNR", "cosine", "top-1", "relative error")), reasons
+    else:
+        assert "centered SQNR" in reasons
 
 
 def test_a_shared_offset_passes_the_per_clip_limits_but_not_the_centered_sqnr() -> None:
