@@ -218,6 +218,7 @@ def test_executorch_int8_is_fully_delegated_int8_and_passes_the_gate(executorch_
     assert q["by_op"]["aten.convolution"]["fp32"] == 0 and q["by_op"]["aten.convolution"]["int8"] > 0
     assert q["by_op"]["aten.bmm"]["int8"] == 0  # attention products stay fp32
     assert "blocks.0.mobile.act1" in q["fp32_module_paths"]
+    assert {"blocks.0.former.norm1", "blocks.0.mobile_to_former.norm"} <= set(q["fp32_module_paths"])  # LayerNorm
     assert q["layer_errors"]["method"].startswith("torchao numeric debugger")
     assert [name for name, _ in result.steps].count("quantize") == 1
 
