@@ -108,3 +108,10 @@ def test_crop_plan_reads_only_the_crops_source_pixels():
     assert plan.cols.min() > 0 and plan.cols.max() < 1279  # the centre crop leaves the sides unread
     with pytest.raises(ValueError, match="smaller than the crop"):
         crop_plan(720, 1280, 100, 172)
+
+
+def test_strided_frame_equals_its_contiguous_copy(rng):
+    spec = PreprocessSpec(frames=1, crop=16, short_side=20)
+    wide = rng.integers(0, 256, (30, 100, 4), dtype=np.uint8)
+    view = wide[:, ::2, 1:]  # a strided H × W × 3 view, as a sliced decoder buffer can be
+    np.testing.assert_array_equal(preprocess_frame(view, spec), preprocess_frame(np.ascontiguousarray(view), spec))

@@ -8,7 +8,8 @@ The spec is what a manifest carries and what the native runtime reimplements:
 * resize: the short side to ``short_side`` pixels (long side rounded to nearest),
   bilinear with half-pixel centres, no antialiasing (OpenCV's INTER_LINEAR rule);
   only the centre crop is computed, from the at most ``2 × crop`` rows and columns it reads
-  (:class:`CropPlan`), in float32 (within 1e-6 of the same formula in float64);
+  (:class:`CropPlan`), gathered in one ``np.take`` (:class:`GatherPlan`) and blended in float32
+  (within 1e-6 of the same formula in float64);
 * crop: a centred ``crop × crop`` window, offset ``(resized − crop) // 2``;
 * pixels: RGB, scaled by 1/255, then ``(x − mean) / std`` per channel;
 * layout: ``NCTHW`` float32 (batch of 1).
@@ -132,27 +133,43 @@ def crop_plan(height: int, width: int, short_side: int, crop: int) -> CropPlan:
     return plan
 
 
-def _blend(pixels: np.ndarray, plan: CropPlan) -> np.ndarray:
-    """Bilinear blend (rows, then columns) of the ``(rows, cols, C)`` pixels a plan reads, as float32 in [0, 255]."""
-    top = pixels[plan.y_lo]
-    rows = np.subtract(pixels[plan.y_hi], top, dtype=np.float32)
-    rows *= plan.wy
-    rows += top
-    left = rows[:, plan.x_lo]
-    out = rows[:, plan.x_hi]
-    out -= left
-    out *= plan.wx
-    out += left
-    return out
+@dataclass(frozen=True)
+class GatherPlan:
+    """Flat offsets of the four bilinear corners of every output value, and the float32 constants.
 
-
-def resize_center_crop(frame: np.ndarray, short_side: int, crop: int) -> np.ndarray:
-    """Bilinear short-side resize + centre crop of one ``(H, W, C)`` frame, as float32 in [0, 255].
-
-    Only the pixels the crop reads are gathered and converted (see :class:`CropPlan`).
+    ``index`` is ``(4, 3, crop, crop)``: the offsets, in the C-contiguous ``(H, W, depth)`` frame,
+    of the top-left, top-right, bottom-left and bottom-right source pixels of each output
+    pixel, channel axis already in R, G, B order, so one ``np.take`` gathers the crop's
+    sources in the output's ``CHW`` layout. ``wy``/``wx`` are the float32 weights of the
+    bottom and right corners; ``scale``/``shift`` fold 1/255, the mean and the std.
     """
-    plan = crop_plan(frame.shape[0], frame.shape[1], short_side, crop)
-    return _blend(frame.take(plan.rows, axis=0).take(plan.cols, axis=1), plan)
+
+    index: np.ndarray
+    wy: np.ndarray
+    wx: np.ndarray
+    scale: np.ndarray
+    shift: np.ndarray
+
+
+@functools.lru_cache(maxsize=8)
+def gather_plan(height: int, width: int, depth: int, channels: tuple[int, int, int],
+                spec: PreprocessSpec) -> GatherPlan:
+    """The :class:`GatherPlan` of ``height × width × depth`` frames (cached: every frame of a video shares it)."""
+    crop = crop_plan(height, width, spec.short_side, spec.crop)
+    source = np.asarray(channels, dtype=np.intp)[:, None, None]
+
+    def offsets(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return (rows[None, :, None] * width + cols[None, None, :]) * depth + source
+
+    y_lo, y_hi = crop.rows[crop.y_lo], crop.rows[crop.y_hi]
+    x_lo, x_hi = crop.cols[crop.x_lo], crop.cols[crop.x_hi]
+    index = np.stack([offsets(y_lo, x_lo), offsets(y_lo, x_hi), offsets(y_hi, x_lo), offsets(y_hi, x_hi)])
+    plan = GatherPlan(index=index.astype(np.intp), wy=crop.wy.reshape(1, -1, 1), wx=crop.wx.reshape(1, 1, -1),
+                      scale=np.array([spec.scale / s for s in spec.std], dtype=np.float32)[:, None, None],
+                      shift=np.array([m / s for m, s in zip(spec.mean, spec.std)], dtype=np.float32)[:, None, None])
+    for array in dataclasses.astuple(plan):
+        array.flags.writeable = False
+    return plan
 
 
 def preprocess_frame(frame: np.ndarray, spec: PreprocessSpec, channels: tuple[int, int, int] = (0, 1, 2),
@@ -160,15 +177,27 @@ def preprocess_frame(frame: np.ndarray, spec: PreprocessSpec, channels: tuple[in
     """One ``(H, W, C)`` frame to its normalised ``(3, crop, crop)`` float32 crop (written into ``out`` if given).
 
     ``channels`` names the frame's channel holding R, G and B: ``(2, 1, 0)`` for OpenCV's BGR,
-    ``(0, 0, 0)`` for a single gray channel. The arithmetic is float32: within 1e-6 of the
-    float64 formula of the module docstring (``tests/test_preprocess.py`` checks it).
+    ``(0, 0, 0)`` for a single gray channel. One gather (:class:`GatherPlan`) reads the four
+    corners of every output value, already in ``CHW`` order; the blend is rows, then columns,
+    in float32: within 1e-6 of the float64 formula of the module docstring
+    (``tests/test_preprocess.py`` checks it).
     """
-    pixels = resize_center_crop(frame, spec.short_side, spec.crop)
+    plan = gather_plan(frame.shape[0], frame.shape[1], frame.shape[2], tuple(channels), spec)
+    corners = np.take(np.ascontiguousarray(frame).reshape(-1), plan.index).astype(np.float32)
+    top_left, top_right, bottom_left, bottom_right = corners
+    left = np.subtract(bottom_left, top_left, out=bottom_left)
+    left *= plan.wy
+    left += top_left
+    right = np.subtract(bottom_right, top_right, out=bottom_right)
+    right *= plan.wy
+    right += top_right
+    right -= left
+    right *= plan.wx
+    right += left
     if out is None:
         out = np.empty((3, spec.crop, spec.crop), dtype=np.float32)
-    for c, source in enumerate(channels):
-        np.multiply(pixels[:, :, source], np.float32(spec.scale / spec.std[c]), out=out[c])
-        out[c] -= np.float32(spec.mean[c] / spec.std[c])
+    np.multiply(right, plan.scale, out=out)
+    out -= plan.shift
     return out
 
 
