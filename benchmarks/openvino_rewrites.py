@@ -57,8 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--block", type=int, default=8, help="timed runs per configuration per round")
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS),
+                        help="configurations to compare (default all; 'unfused' is always measured)")
     parser.add_argument("--out", type=Path, default=RESULTS / "openvino_rewrites.json")
     args = parser.parse_args(argv)
+    configs = {name: CONFIGS[name] for name in CONFIGS if name == "unfused" or name in args.configs}
 
     import numpy as np
     import torch
@@ -83,12 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         clip = parity_clips(shape, [0])[0]
         with torch.inference_mode():
             expected = model(torch.from_numpy(clip)).numpy()
-        compiled, ops, errors, samples = {}, {}, {}, {name: [] for name in CONFIGS}
+        compiled, ops, errors, samples = {}, {}, {}, {name: [] for name in configs}
         with tempfile.TemporaryDirectory() as tmp:
-            for name, fusions in CONFIGS.items():
+            for name, fusions in configs.items():
                 compiled[name], ops[name] = compiled_ir(model, shape, fusions, Path(tmp), config)
                 errors[name] = float(np.abs(compiled[name](clip)[0] - expected).max())
-        names = list(CONFIGS)
+        names = list(configs)
         for r in range(args.rounds):
             for name in names[r % len(names):] + names[:r % len(names)]:
                 compiled[name](clip)  # untimed: the previous configuration just had the caches

@@ -69,7 +69,7 @@ class StemConvFusion(Rewrite):
 
     name = "stem_conv_fusion"
     stage = "module"
-    targets = ("onnx", "coreml", "executorch")  # ExecuTorch: frame form registered in frame_fusions.py
+    targets = ("onnx", "coreml", "executorch", "openvino")  # ExecuTorch: frame form in frame_fusions.py
 
     def apply(self, obj: nn.Module) -> RewriteResult:
         """Return a copy of ``obj`` with a fused stem, and how many stems were fused."""
