@@ -7,7 +7,10 @@ loaded and the folder predicted in turns, interleaved round by round:
 
 * ``serial``: ``prefetch=0``, decode + preprocess, then inference, one video at a time (before issue 19);
 * ``overlap``: ``prefetch=2``, one decoder alongside inference (vmf-predict's default);
-* ``overlap ×2``: ``prefetch=2``, two decoders.
+* ``overlap ×2``: ``prefetch=2``, two decoders;
+* ``overlap ×2, N in flight`` (backends with a throughput mode: OpenVINO): the same with the artifact
+  compiled for throughput (``--hint throughput``, vmf-predict's default for several videos), N clips
+  on the backend's async queue.
 
 Decoders are threads. "wake-ups in run" is the share of 1 ms wake-ups a sleeping Python thread
 gets during ``run`` (about 0%: ``run`` holds the GIL, so decoder threads progress only inside
@@ -124,22 +127,27 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for artifact in args.artifact:
         predictor = Predictor.from_artifact(artifact, threads=args.threads)
+        queued = Predictor.from_artifact(artifact, threads=args.threads, throughput=True)
+        modes = [(name, prefetch, decoders, predictor) for name, prefetch, decoders in MODES]
+        if queued.runner.in_flight > 1:  # the backend has a throughput mode (OpenVINO): vmf-predict's default there
+            modes.append((f"overlap ×2, {queued.runner.in_flight} in flight", 2, 2, queued))
         try:
             wakeups = gil_wakeups(predictor)
-            samples: dict[str, list[dict]] = {name: [] for name, _, _ in MODES}
+            samples: dict[str, list[dict]] = {name: [] for name, *_ in modes}
             for rnd in range(args.rounds):
-                for name, prefetch, decoders in MODES:
-                    samples[name].append(run_pass(predictor, videos, prefetch, decoders))
+                for name, prefetch, decoders, runs_on in modes:
+                    samples[name].append(run_pass(runs_on, videos, prefetch, decoders))
                     print(f"{artifact.name} round {rnd + 1}/{args.rounds} {name}: "
                           f"{samples[name][-1]['videos_per_s']:.2f} videos/s", flush=True)
         finally:
             predictor.close()
+            queued.close()
         serial = statistics.median(s["videos_per_s"] for s in samples["serial"])
-        for name, prefetch, decoders in MODES:
+        for name, prefetch, decoders, runs_on in modes:
             runs = samples[name]
             rows.append({"artifact": artifact.name, "backend": predictor.model_info["backend"],
                          "threads": args.threads, "gil_free_wakeups": wakeups, "mode": name,
-                         "prefetch": prefetch, "decoders": decoders,
+                         "prefetch": prefetch, "decoders": decoders, "in_flight": runs_on.runner.in_flight,
                          "videos_per_s": statistics.median(r["videos_per_s"] for r in runs),
                          "decode_preprocess_s_per_video": statistics.median(r["decode_preprocess_s"] for r in runs)
                          / len(videos),

@@ -68,6 +68,7 @@ def test_bad_sources_say_what_is_wrong(tree, make, message):
     (["--engine", "ray"], "--engine ray needs --out FILE.parquet"),
     (["--engine", "ray", "--out", "r.parquet", "--json", "r.json"], "not --json"),
     (["--engine", "ray", "--out", "r.parquet", "--actors", "0"], "--actors must be a positive integer"),
+    (["--engine", "ray", "--out", "r.parquet", "--hint", "throughput"], "--hint throughput is for the local engine"),
 ])
 def test_ray_options_are_checked_before_anything_runs(tree, capsys, args, message):
     with pytest.raises(SystemExit) as e:

@@ -58,6 +58,8 @@ def test_export_passes_the_gate_in_openvino_cpu(shared_export, variant: str) -> 
     assert parity["metrics"]["centered_sqnr_db"] >= 60.0 and parity["metrics"]["top1_agreement"] == 1.0
     assert manifest["export"]["versions"]["openvino"] == "2026.4.1"
     assert manifest["export"]["graph"]["op_types"]["Parameter"] == 1
+    fused = {r["name"]: r["count"] for r in manifest["export"]["rewrites"]}  # measured faster in OpenVINO
+    assert fused == {"stem_conv_fusion": 1 if variant == "560m" else 0}  # X3D has no VMF stem
     saved = ov.Core().read_model(str(xml)).get_rt_info(["vmf_deploy", "compile_options"]).astype(dict)
     assert {k: v.astype(str) for k, v in saved.items()} == {
         "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1"}
@@ -138,6 +140,40 @@ def test_vmf_predict_picks_openvino_for_an_xml(ir_560m, tmp_path: Path) -> None:
     assert runs["openvino-cpu"]["model"]["backend"] == "openvino-cpu"  # chosen from the .xml suffix
     got, ref = (np.array(runs[b]["videos"][0]["logits"]) for b in ("openvino-cpu", "torch-cpu"))
     assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+def test_throughput_hint_queues_clips_and_predicts_what_latency_does(ir_560m, tmp_path: Path) -> None:
+    """vmf-predict over several videos compiles the IR with the THROUGHPUT hint and feeds an AsyncInferQueue of
+    the plugin's optimal size; the predictions equal the latency-first ones, in input order, errors included."""
+    import video_factory as vf
+
+    from vmf_deploy.cli.predict import EXIT_VIDEO_FAILED, main
+
+    videos = [str(vf.write_video(tmp_path / f"v{i}.avi", 20 + 4 * i, (160, 120))) for i in range(4)]
+    (tmp_path / "v9_fake.mp4").write_text("not a video")
+    videos.insert(2, str(tmp_path / "v9_fake.mp4"))
+    runs = {}
+    for hint in ("latency", "auto"):
+        out = tmp_path / f"{hint}.json"
+        assert main([*videos, "--artifact", str(ir_560m.artifact), "--hint", hint, "--json", str(out)]) \
+            == EXIT_VIDEO_FAILED
+        runs[hint] = json.loads(out.read_text())
+    assert runs["latency"]["model"]["in_flight"] == 1
+    queued = get_runner("openvino-cpu")
+    queued.throughput = True
+    queued.load(ir_560m.artifact)
+    try:
+        assert str(queued.compiled.get_property("PERFORMANCE_HINT")) == "THROUGHPUT"
+        assert queued.in_flight == queued.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS") >= 1
+        assert runs["auto"]["model"]["in_flight"] == queued.in_flight  # several videos: throughput
+    finally:
+        queued.close()
+    for latency, auto, video in zip(runs["latency"]["videos"], runs["auto"]["videos"], videos):
+        assert latency["video"] == auto["video"] == video and latency["ok"] == auto["ok"]
+        if latency["ok"]:
+            assert [t["index"] for t in auto["top"]] == [t["index"] for t in latency["top"]]
+            np.testing.assert_allclose(auto["logits"], latency["logits"], rtol=1e-4, atol=1e-5)
+    assert [v["ok"] for v in runs["auto"]["videos"]] == [True, True, False, True, True]
 
 
 def test_openvino_gpu_reports_why_it_cannot_run() -> None:

@@ -73,10 +73,10 @@ def test_serial_mode_is_the_plain_loop(predictor, batch):
 
 
 def test_next_video_decodes_while_the_model_runs(predictor, batch):
-    """classify() of the first video waits until the second one is being read: only overlap lets it go on."""
+    """Handing the first clip to the model waits until the second video is being read: only overlap lets it go on."""
     second_started = threading.Event()
     waited: list[bool] = []
-    read, classify = predictor.read, predictor.classify
+    read, submit = predictor.read, predictor.submit
 
     class Probe(Predictor):
         def read(self, video, allow_partial=False):
@@ -84,10 +84,10 @@ def test_next_video_decodes_while_the_model_runs(predictor, batch):
                 second_started.set()
             return read(video, allow_partial)
 
-        def classify(self, clip, video, topk=5):
+        def submit(self, clip, video, topk=5):
             if video == batch[0]:
                 waited.append(second_started.wait(timeout=60))
-            return classify(clip, video, topk)
+            return submit(clip, video, topk)
 
     probe = Probe(predictor.runner, predictor.spec, predictor.labels, predictor.model_info)
     outcomes(probe, [batch[0], batch[2]], prefetch=1)
@@ -138,3 +138,44 @@ def test_pipeline_usage_errors_exit_2(batch, capsys, args, message):
     with pytest.raises(SystemExit) as exc:
         main([batch[0], *SEEDED, *args])
     assert exc.value.code == EXIT_USAGE and message in capsys.readouterr().err
+
+
+
+def test_an_async_backend_gets_clips_in_flight_and_results_keep_their_order(predictor, batch):
+    """A backend with an async queue (``in_flight`` 3) gets the next clips while the first still runs; later
+    clips finish first, and the outcomes still come in input order and equal the serial loop's."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    serial = outcomes(predictor, batch, prefetch=0)
+    runner, lock = predictor.runner, threading.Lock()
+    busy, most, submitted = [0], [0], []
+
+    def infer(clip: np.ndarray, delay: float) -> np.ndarray:
+        with lock:
+            busy[0] += 1
+            most[0] = max(most[0], busy[0])
+        time.sleep(delay)  # the first clip is the slowest: the others finish before it
+        try:
+            return runner.run(clip)
+        finally:
+            with lock:
+                busy[0] -= 1
+
+    class AsyncQueue(type(runner)):
+        in_flight = 3
+
+        def submit(self, clip):
+            submitted.append(clip)
+            return pool.submit(infer, clip, 0.4 / len(submitted))
+
+    queued = AsyncQueue.__new__(AsyncQueue)
+    queued.__dict__.update(runner.__dict__)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        got = outcomes(Predictor(queued, predictor.spec, predictor.labels, predictor.model_info), batch, prefetch=2)
+    assert [video for video, _ in got] == batch and len(submitted) == 4
+    for (_, outcome), (_, expected) in zip(got, serial):
+        assert type(outcome) is type(expected)
+        if not isinstance(expected, VideoError):
+            assert outcome.top == expected.top
+    assert most[0] >= 2  # clips ran in the backend side by side

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from .predict import InferenceError, Prediction, Predictor
@@ -37,34 +37,56 @@ def predict_overlapped(predictor: Predictor, videos: Sequence[str | Path], topk:
     """Yield ``(video, prediction or per-file error)`` for every video, in input order.
 
     ``prefetch`` clips at most are decoded ahead of the model by ``decoders`` threads; ``prefetch=0``
-    is the serial loop (decode, then infer, one video at a time). Errors other than
-    :class:`VideoError` and :class:`InferenceError` propagate, as from :meth:`Predictor.predict`.
+    is the serial loop (decode, then infer, one video at a time). A backend with an async queue
+    (``predictor.runner.in_flight`` > 1, OpenVINO compiled for throughput) gets that many clips
+    in flight at once. Errors other than :class:`VideoError` and :class:`InferenceError` propagate,
+    as from :meth:`Predictor.predict`.
     """
     if prefetch < 0 or decoders < 1:
         raise ValueError(f"prefetch must be >= 0 and decoders >= 1, got prefetch={prefetch}, decoders={decoders}")
     if prefetch == 0 or len(videos) < 2:
         for video in videos:
-            yield str(video), _outcome(predictor, lambda v=video: predictor.read(v, allow_partial), video, topk)
+            yield str(video), _settle(lambda v=video: predictor.predict(v, topk, allow_partial))
         return
+    depth = max(1, predictor.runner.in_flight)
     pool = ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="vmf-decode")
-    pending: deque[tuple[str | Path, Future[Clip]]] = deque()
+    decoding: deque[tuple[str | Path, Future[Clip]]] = deque()
+    running: deque[tuple[str | Path, Future[Prediction]]] = deque()
     try:
         for video in videos:
-            pending.append((video, pool.submit(predictor.read, video, allow_partial)))
-            if len(pending) > prefetch:
-                done, future = pending.popleft()
-                yield str(done), _outcome(predictor, future.result, done, topk)
-        while pending:
-            done, future = pending.popleft()
-            yield str(done), _outcome(predictor, future.result, done, topk)
+            decoding.append((video, pool.submit(predictor.read, video, allow_partial)))
+            if len(decoding) > prefetch:
+                running.append(_start(predictor, *decoding.popleft(), topk))
+                if len(running) >= depth:
+                    done, future = running.popleft()
+                    yield str(done), _settle(future.result)
+        while decoding:
+            running.append(_start(predictor, *decoding.popleft(), topk))
+            if len(running) >= depth:
+                done, future = running.popleft()
+                yield str(done), _settle(future.result)
+        while running:
+            done, future = running.popleft()
+            yield str(done), _settle(future.result)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        wait([future for _, future in running])  # a consumer that stopped early leaves nothing running in the backend
 
 
-def _outcome(predictor: Predictor, get_clip: Callable[[], Clip], video: str | Path,
-             topk: int) -> Prediction | VideoError | InferenceError:
-    """The prediction for one video whose clip ``get_clip()`` returns, or the per-file error it raised."""
+def _start(predictor: Predictor, video: str | Path, clip: Future[Clip],
+           topk: int) -> tuple[str | Path, Future[Prediction]]:
+    """Hand a decoded clip to the model: ``(video, the future of its prediction)``; a decoding error is that future's."""
     try:
-        return predictor.classify(get_clip(), video, topk)
+        return video, predictor.submit(clip.result(), video, topk)
+    except VideoError as e:
+        failed: Future[Prediction] = Future()
+        failed.set_exception(e)
+        return video, failed
+
+
+def _settle(outcome: Callable[[], Prediction]) -> Prediction | VideoError | InferenceError:
+    """The prediction ``outcome()`` returns, or the per-file error it raised."""
+    try:
+        return outcome()
     except (VideoError, InferenceError) as e:
         return e

@@ -9,6 +9,7 @@ from its manifest (``docs/manifest.md``) after the artifact's sha256 is verified
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,12 +81,15 @@ class Predictor:
         self.model_info, self.load_seconds = model_info, load_seconds
 
     @classmethod
-    def from_artifact(cls, artifact: str | Path, backend: str | None = None, threads: int | None = None) -> "Predictor":
+    def from_artifact(cls, artifact: str | Path, backend: str | None = None, threads: int | None = None,
+                      throughput: bool = False) -> "Predictor":
         """Load an exported artifact: verify it against its manifest, then open it in ``backend``.
 
         ``backend`` defaults to the first backend that runs the artifact's format. An eager backend
         (``torch-cpu``, ``torch-cuda``) runs the model the manifest says the artifact was exported
-        from: the reference the artifact is compared with.
+        from: the reference the artifact is compared with. ``throughput`` compiles for many clips
+        in flight where the backend has such a mode (OpenVINO's THROUGHPUT hint and async queue;
+        :attr:`Runner.in_flight <vmf_deploy.runners.base.Runner.in_flight>` then says how many).
         """
         t0 = time.perf_counter()
         artifact = Path(artifact)
@@ -105,12 +109,13 @@ class Predictor:
         if is_eager(backend):
             runner = _eager_runner(backend, threads, model_from_manifest(manifest))
         else:
-            runner = _load_runner(backend, artifact, threads)
+            runner = _load_runner(backend, artifact, threads, throughput)
         source = manifest["model"].get("source") or {}
         info = {"variant": manifest["model"].get("variant"), "source": source.get("kind"),
                 "seed": source.get("seed"), "checkpoint": source.get("checkpoint"), "artifact": str(artifact),
                 "sha256": manifest["artifact"]["sha256"], "precision": manifest["artifact"].get("precision"),
-                "backend": backend, "threads": threads, "input_shape": list(spec.input_shape),
+                "backend": backend, "threads": threads, "in_flight": runner.in_flight,
+                "input_shape": list(spec.input_shape),
                 "parity": (manifest.get("parity") or {}).get("status")}
         return cls(runner, spec, labels, info, time.perf_counter() - t0)
 
@@ -143,7 +148,7 @@ class Predictor:
         info = {"variant": variant, "source": "checkpoint" if checkpoint else "seeded-init",
                 "seed": None if checkpoint else seed, "checkpoint": str(checkpoint) if checkpoint else None,
                 "artifact": None, "sha256": None, "precision": "fp32", "backend": backend, "threads": threads,
-                "input_shape": list(spec.input_shape), "parity": None}
+                "in_flight": 1, "input_shape": list(spec.input_shape), "parity": None}
         return cls(_eager_runner(backend, threads, model), spec, labels, info, time.perf_counter() - t0)
 
     @property
@@ -163,17 +168,37 @@ class Predictor:
 
     def classify(self, clip: Clip, video: str | Path, topk: int = 5) -> Prediction:
         """Run the model on a clip from :meth:`read` and rank its classes. Raises :class:`InferenceError`."""
+        return self.submit(clip, video, topk).result()
+
+    def submit(self, clip: Clip, video: str | Path, topk: int = 5) -> Future:
+        """Start classifying a clip; the future holds its :class:`Prediction` or an :class:`InferenceError`.
+
+        With a synchronous backend the future is already done when this returns; with an async
+        queue (``runner.in_flight`` > 1) this returns as soon as the clip is queued.
+        """
         t0 = time.perf_counter()
+        result: Future = Future()
+
+        def finish(logits: Future) -> None:
+            try:
+                result.set_result(self._prediction(logits, clip, video, topk, time.perf_counter() - t0))
+            except Exception as e:  # noqa: BLE001 - whoever reads the future gets it, as classify would raise it
+                result.set_exception(e)
+
+        self.runner.submit(clip.input).add_done_callback(finish)
+        return result
+
+    def _prediction(self, logits: Future, clip: Clip, video: str | Path, topk: int, seconds: float) -> Prediction:
+        """The :class:`Prediction` of a finished inference, or :class:`InferenceError` if it failed or looks broken."""
         try:
-            logits = np.asarray(self.runner.run(clip.input), dtype=np.float32)
+            values = np.asarray(logits.result(), dtype=np.float32)
         except (RunnerError, RuntimeError, ValueError) as e:
             raise InferenceError(f"the {self.model_info['backend']} backend failed on the clip: {e}") from None
-        seconds = time.perf_counter() - t0
-        if logits.shape != (1, len(self.labels)) or not np.all(np.isfinite(logits)):
-            raise InferenceError(f"the backend returned logits of shape {logits.shape}"
-                                 f"{'' if np.all(np.isfinite(logits)) else ' with NaN/inf'}, expected (1, "
+        if values.shape != (1, len(self.labels)) or not np.all(np.isfinite(values)):
+            raise InferenceError(f"the backend returned logits of shape {values.shape}"
+                                 f"{'' if np.all(np.isfinite(values)) else ' with NaN/inf'}, expected (1, "
                                  f"{len(self.labels)}) finite values: the artifact is broken, re-export it")
-        return Prediction(str(video), top_k(logits[0], self.labels, topk), logits[0], clip, seconds, list(clip.notes))
+        return Prediction(str(video), top_k(values[0], self.labels, topk), values[0], clip, seconds, list(clip.notes))
 
     def close(self) -> None:
         """Release the backend."""
@@ -288,8 +313,8 @@ def _eager_runner(backend: str, threads: int | None, model: object) -> Runner:
         raise ModelLoadError(str(e)) from None
 
 
-def _load_runner(backend: str, artifact: Path, threads: int | None) -> Runner:
-    """Open ``artifact`` in ``backend``'s runner, or raise :class:`ModelLoadError` saying why not."""
+def _load_runner(backend: str, artifact: Path, threads: int | None, throughput: bool = False) -> Runner:
+    """Open ``artifact`` in ``backend``'s runner (for ``throughput`` if asked), or raise :class:`ModelLoadError`."""
     try:
         cls = runner_class(backend)
     except ValueError as e:
@@ -304,6 +329,7 @@ def _load_runner(backend: str, artifact: Path, threads: int | None) -> Runner:
     if reason:
         raise ModelLoadError(f"backend {backend} cannot run here: {reason}")
     runner = get_runner(backend, threads)
+    runner.throughput = throughput
     try:
         runner.load(artifact)
     except (RunnerError, BackendUnavailable) as e:

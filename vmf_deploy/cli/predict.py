@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "current one (default 2; 0 decodes and infers one video at a time)")
     parser.add_argument("--decoders", type=int, default=2, help="threads decoding videos ahead (default 2, "
                         "overlap.DEFAULT_DECODERS)")
+    parser.add_argument("--hint", choices=("auto", "latency", "throughput"), default="auto",
+                        help="how the backend is compiled, for backends that have such a choice (OpenVINO's "
+                        "performance hint): 'throughput' keeps several clips in flight on an async queue, "
+                        "'latency' runs one at a time; 'auto' (default): throughput for more than one video "
+                        "with --prefetch > 0, else latency")
     parser.add_argument("--progress", action="store_true", help="show the progress bar over the files (on stderr) "
                         "even when the output is not a terminal")
     from .predict_ray import add_ray_arguments
@@ -108,13 +113,14 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     check_ray_args(args, parser)
 
 
-def load_predictor(args: argparse.Namespace) -> "object":
-    """The Predictor the arguments ask for (exit 3 with the reason if it cannot be loaded)."""
+def load_predictor(args: argparse.Namespace, videos: int = 1) -> "object":
+    """The Predictor the arguments ask for, for ``videos`` files (exit 3 with the reason if it cannot be loaded)."""
     from ..predict import ModelLoadError, Predictor
 
+    throughput = args.hint == "throughput" or (args.hint == "auto" and videos > 1 and args.prefetch > 0)
     try:
         if args.artifact:
-            return Predictor.from_artifact(args.artifact, args.backend, args.threads)
+            return Predictor.from_artifact(args.artifact, args.backend, args.threads, throughput)
         return Predictor.from_variant(args.variant, args.checkpoint, args.frames, args.threads,
                                       backend=args.backend or "torch-cpu")
     except ModelLoadError as e:
@@ -127,7 +133,8 @@ def describe_model(info: dict) -> str:
     parts = [f"{info['variant']}", weights.get(info["source"], str(info["source"]))]
     if info["artifact"]:
         parts.append(f"artifact {info['artifact']} ({info['precision']}, sha256 {info['sha256'][:12]}… verified)")
-    parts.append(f"backend {info['backend']}")
+    in_flight = info.get("in_flight", 1)
+    parts.append(f"backend {info['backend']}" + (f" ({in_flight} clips in flight)" if in_flight > 1 else ""))
     parts.append("input " + "×".join(map(str, info["input_shape"])))
     return " · ".join(parts)
 
@@ -211,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     videos = expand_videos(args.videos)
     console = Console(stderr=args.json == "-", highlight=False, width=None if sys.stdout.isatty() else 120)
     t0 = time.perf_counter()
-    predictor = load_predictor(args)
+    predictor = load_predictor(args, len(videos))
     console.print(f"model: {describe_model(predictor.model_info)} (loaded in {time.perf_counter() - t0:.2f} s)")
     for note in predictor.notes:
         console.print(f"[yellow]note[/]: {note}")

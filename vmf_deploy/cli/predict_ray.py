@@ -43,6 +43,9 @@ def check_ray_args(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         if ray_only:
             parser.error(f"--{ray_only[0]} goes with --engine ray")
         return
+    if args.hint == "throughput":
+        parser.error("--hint throughput is for the local engine: Ray's inference actors run one clip at a time "
+                     "(scale them with --actors)")
     if args.json:
         parser.error("--engine ray writes its results with --out FILE.parquet (or .jsonl), not --json")
     if args.out is None:

@@ -8,6 +8,7 @@ A backend is one file in ``vmf_deploy/runners/`` and one entry in ``BACKENDS``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,11 @@ class Runner(ABC):
     artifact_suffix: str | None = None
     export_target: str | None = None  # the vmf-export --target that produces its artifact
     uses_gpu: bool = False  # runs on a CUDA device (a Ray actor running it asks for one GPU)
+    throughput: bool = False
+    """Set before :meth:`load` to compile for many clips in flight (OpenVINO's THROUGHPUT hint) instead of
+    one clip's latency; backends without such a mode ignore it."""
+    in_flight: int = 1
+    """How many clips :meth:`submit` usefully keeps running at once (1: it runs each clip synchronously)."""
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads
@@ -48,6 +54,18 @@ class Runner(ABC):
     @abstractmethod
     def run(self, clip: np.ndarray) -> np.ndarray:
         """Run one input ``(B, 3, T, H, W)`` float32 and return logits ``(B, classes)`` float32."""
+
+    def submit(self, clip: np.ndarray) -> Future:
+        """Start one clip; the returned future holds its logits (or the error ``run`` raised).
+
+        Runs it now, synchronously, unless the backend has an asynchronous queue (``in_flight`` > 1).
+        """
+        future: Future = Future()
+        try:
+            future.set_result(self.run(clip))
+        except Exception as e:  # noqa: BLE001 - handed to whoever reads the future, as run would raise it
+            future.set_exception(e)
+        return future
 
     def close(self) -> None:
         """Release the loaded artifact."""
