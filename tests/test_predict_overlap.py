@@ -140,7 +140,6 @@ def test_pipeline_usage_errors_exit_2(batch, capsys, args, message):
     assert exc.value.code == EXIT_USAGE and message in capsys.readouterr().err
 
 
-
 def test_an_async_backend_gets_clips_in_flight_and_results_keep_their_order(predictor, batch):
     """A backend with an async queue (``in_flight`` 3) gets the next clips while the first still runs; later
     clips finish first, and the outcomes still come in input order and equal the serial loop's."""
