@@ -6,8 +6,8 @@ e.g. the 560m 64-frame ONNX and ExecuTorch exports) one :class:`~vmf_deploy.pred
 loaded and the folder predicted in turns, interleaved round by round:
 
 * ``serial``: ``prefetch=0``, decode + preprocess, then inference, one video at a time (before issue 19);
-* ``overlap``: ``prefetch=2``, one decoder alongside inference (vmf-predict's default);
-* ``overlap ×2``: ``prefetch=2``, two decoders;
+* ``overlap``: ``prefetch=2``, one decoder alongside inference;
+* ``overlap ×2``: ``prefetch=2``, two decoders (vmf-predict's default);
 * ``overlap ×2, N in flight`` (backends with a throughput mode: OpenVINO): the same with the artifact
   compiled for throughput (``--hint throughput``, vmf-predict's default for several videos), N clips
   on the backend's async queue.
