@@ -141,12 +141,13 @@ def test_bridges_and_dyrelu_on_frames(per_frame: bool, batch: int) -> None:
 
     x, tokens = _bridge_inputs(per_frame, batch)
     m2f, f2m = MobileToFormer(16, 32, 2, per_frame).eval(), FormerToMobile(16, 32, 2, per_frame).eval()
-    frames = clip_to_frames(x)
+    frames, flat = clip_to_frames(x), tokens.reshape(-1, tokens.shape[-1])  # the frames model's 2D tokens
     with torch.no_grad():
         ref_tokens = m2f(x, tokens)
-        out_tokens = FV.FrameMobileToFormer(m2f, DelegableLayerNorm(m2f.norm), frames=4)(frames, tokens, batch)
-        assert (out_tokens - ref_tokens).abs().max() < 1e-5
-        out = frames_to_clip(FV.FrameFormerToMobile(f2m, frames=4)(frames, tokens, batch), batch)
+        out_tokens = FV.FrameMobileToFormer(m2f, DelegableLayerNorm(m2f.norm), frames=4)(frames, flat, batch)
+        assert out_tokens.shape == flat.shape
+        assert (out_tokens.reshape(ref_tokens.shape) - ref_tokens).abs().max() < 1e-5
+        out = frames_to_clip(FV.FrameFormerToMobile(f2m, frames=4)(frames, flat, batch), batch)
         assert (out - f2m(x, tokens)).abs().max() < 1e-5
         act = FrameDyReLU(16, 32).eval()
         nn.init.normal_(act.fc2.weight, 0, 0.5)  # slopes away from the init's plain ReLU
@@ -214,12 +215,12 @@ def test_mobile_to_former_reads_the_map_per_frame() -> None:
     x, tokens = _bridge_inputs(per_frame=False, batch=1)
     m2f = MobileToFormer(16, 32, 2).eval()
     bridge = FV.FrameMobileToFormer(m2f, DelegableLayerNorm(m2f.norm), frames=4).eval()
-    frames = clip_to_frames(x)
-    graph = torch.export.export(bridge, (frames, tokens, 1)).graph
+    frames, flat = clip_to_frames(x), tokens.reshape(-1, tokens.shape[-1])
+    graph = torch.export.export(bridge, (frames, flat, 1)).graph
     permuted = [n.meta["val"].numel() for n in graph.nodes if n.target == torch.ops.aten.permute.default]
     assert permuted and max(permuted) < frames.numel()  # only the scores (M/ch of the map) and token tensors
     with pytest.raises(ValueError, match="converted for 4 frames, got 2"):
-        bridge(frames[:2], tokens, 1)
+        bridge(frames[:2], flat, 1)
 
 
 def test_unknown_module_type_is_a_clear_error() -> None:

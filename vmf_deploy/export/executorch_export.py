@@ -26,6 +26,7 @@ from torch import nn
 
 from vmf_deploy.export.errors import ExportError
 from vmf_deploy.export.lowering import Lowered, LoweringJob
+from vmf_deploy.export.provenance import shared_provenance
 
 COMPUTE_OPS = ("aten.convolution", "aten.linear", "aten.mm", "aten.addmm", "aten.bmm", "aten.matmul",
                "aten.baddbmm")
@@ -234,7 +235,8 @@ def lower_to_executorch(model: nn.Module, example: torch.Tensor, recipe: Any, fu
     from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
 
     try:
-        edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
+        with shared_provenance():
+            edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
     except Exception as e:  # executorch raises untyped errors naming the op
         raise ExportError(f"ExecuTorch lowering (to_edge_transform_and_lower, XNNPACK) failed: "
                           f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
@@ -255,9 +257,10 @@ def lower_to_executorch(model: nn.Module, example: torch.Tensor, recipe: Any, fu
 
     start = time.perf_counter()
     try:
-        program = edge.to_executorch(ExecutorchBackendConfig(
-            extract_delegate_segments=options["extract_delegate_segments"],
-            memory_planning_pass=_memory_planning_pass(options)))
+        with shared_provenance():
+            program = edge.to_executorch(ExecutorchBackendConfig(
+                extract_delegate_segments=options["extract_delegate_segments"],
+                memory_planning_pass=_memory_planning_pass(options)))
         buffer = program.buffer
     except Exception as e:
         raise ExportError(f"ExecuTorch serialisation (to_executorch) failed: {type(e).__name__}: {e}; "

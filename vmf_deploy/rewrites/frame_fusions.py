@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .dyrelu_fusion import FusedFrameDyReLU, FusedTokenDyReLU
-from .frame_layers import hard_sigmoid
+from .frame_layers import scaled_linear
 from .frames_to_batch import register_frame_converter
 from .stem_fusion import FusedStem
 
@@ -31,6 +31,28 @@ class FrameFusedStem(nn.Module):
         return self.act(self.bn(self.conv(x, batch), batch), batch)
 
 
+def _slope_halves(w0: torch.Tensor, b0: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor) -> tuple[nn.Linear, ...]:
+    """The two coefficient halves with the hard-sigmoids' constants folded in.
+
+    ``a2 = hs(z0) + hs(z1) − 1`` with ``hs(z) = hardtanh(z + 3, 0, 6) / 6`` equals
+    ``hardtanh(z0', 0, 1) + hardtanh(z1', −1, 0)`` for ``z0' = (z0 + 3) / 6`` and
+    ``z1' = (z1 + 3) / 6 − 1``: two clamps and one add instead of eleven nodes.
+    """
+    halves = []
+    for w, b, shift in ((w0, b0, 0.5), (w1, b1, -0.5)):
+        linear = nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            linear.weight.copy_(w.detach())
+            linear.bias.copy_(b.detach().reshape(-1))
+        halves.append(scaled_linear(linear, 1.0 / 6.0, 1.0 / 6.0, shift))
+    return tuple(halves)
+
+
+def _slopes(hidden: torch.Tensor, half0: nn.Module, half1: nn.Module) -> torch.Tensor:
+    """``a2`` from the folded halves of :func:`_slope_halves`."""
+    return F.hardtanh(half0(hidden), 0.0, 1.0) + F.hardtanh(half1(hidden), -1.0, 0.0)
+
+
 class FrameFusedDyReLU(nn.Module):
     """:class:`FusedFrameDyReLU` on frames ``(B*T, C, H, W)``: ``relu(x) + a2·x``, per-frame slopes."""
 
@@ -38,9 +60,7 @@ class FrameFusedDyReLU(nn.Module):
         super().__init__()
         self.channels = act.channels
         self.w_pool, self.token_fc = act.w_pool, act.token_fc
-        self.w_half0, self.w_half1 = act.w_half0, act.w_half1
-        self.b_half0 = nn.Parameter(act.b_half0.detach().reshape(-1), requires_grad=False)
-        self.b_half1 = nn.Parameter(act.b_half1.detach().reshape(-1), requires_grad=False)
+        self.half0, self.half1 = _slope_halves(act.w_half0, act.b_half0, act.w_half1, act.b_half1)
 
     def forward(self, x: torch.Tensor, token0: torch.Tensor, batch: int) -> torch.Tensor:
         """Apply the fused dynamic ReLU; ``token0`` is ``(B, d)`` or ``(B, T, d)``."""
@@ -50,8 +70,7 @@ class FrameFusedDyReLU(nn.Module):
         tok = self.token_fc(token0)
         tok = tok.reshape(batch, 1, -1) if tok.dim() == 2 else tok
         hidden = F.relu((F.linear(pooled, self.w_pool).reshape(batch, t, -1) + tok).reshape(bt, -1))
-        a2 = (hard_sigmoid(F.linear(hidden, self.w_half0, self.b_half0))
-              + hard_sigmoid(F.linear(hidden, self.w_half1, self.b_half1)) - 1.0)
+        a2 = _slopes(hidden, self.half0, self.half1)
         return F.relu(x) + a2.reshape(bt, c, 1, 1) * x
 
 
@@ -60,15 +79,15 @@ class FrameFusedTokenDyReLU(nn.Module):
 
     def __init__(self, act: FusedTokenDyReLU) -> None:
         super().__init__()
-        self.channels, self.fc1, self.half0, self.half1 = act.channels, act.fc1, act.half0, act.half1
+        self.channels, self.fc1 = act.channels, act.fc1
+        self.half0, self.half1 = _slope_halves(act.half0.weight, act.half0.bias, act.half1.weight, act.half1.bias)
 
     def forward(self, x: torch.Tensor, token0: torch.Tensor, batch: int) -> torch.Tensor:
         """Apply ``relu(x) + a2·x`` with slopes from token 0 (frame 0's token with per-frame tokens)."""
         if token0.dim() == 3:
             token0 = token0[:, 0:1].reshape(token0.shape[0], token0.shape[2])
         bt, c, h, w = x.shape
-        hidden = F.relu(self.fc1(token0))
-        a2 = hard_sigmoid(self.half0(hidden)) + hard_sigmoid(self.half1(hidden)) - 1.0
+        a2 = _slopes(F.relu(self.fc1(token0)), self.half0, self.half1)
         frames = x.reshape(batch, bt // batch, c, h * w)
         return (F.relu(frames) + a2.reshape(batch, 1, c, 1) * frames).reshape(bt, c, h, w)
 

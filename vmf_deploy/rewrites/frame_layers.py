@@ -216,6 +216,21 @@ class DelegableLayerNorm(nn.Module):
         return y
 
 
+def scaled_linear(linear: nn.Linear, weight_scale: float, bias_scale: float = 1.0,
+                  bias_shift: float = 0.0) -> nn.Linear:
+    """A copy of ``linear`` computing ``weight_scale·(W x) + bias_scale·b + bias_shift``.
+
+    Folds a constant scale or offset around a ``Linear`` into its parameters, so the lowered
+    graph has one node fewer per fold (``linear`` itself is not modified).
+    """
+    out = nn.Linear(linear.in_features, linear.out_features, bias=True)
+    bias = linear.bias.detach() if linear.bias is not None else torch.zeros(linear.out_features)
+    with torch.no_grad():
+        out.weight.copy_(linear.weight.detach() * weight_scale)
+        out.bias.copy_(bias * bias_scale + bias_shift)
+    return out.requires_grad_(False)
+
+
 def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
     """``relu6(x + 3) / 6``, ATen's hardsigmoid formula, with Python-scalar constants.
 
@@ -265,9 +280,10 @@ def bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.bmm(a.reshape(n * h, r, k), b.reshape(n * h, k, b.shape[-1])).reshape(n, h, r, b.shape[-1])
 
 
-def first_token_of(tokens: torch.Tensor, num_tokens: int, per_frame: bool) -> torch.Tensor:
-    """Token 0 ``(B, d)`` of the clip, or ``(B, T, d)`` of every frame, through unit-step slices."""
-    b, n, d = tokens.shape
+def first_token_of(tokens: torch.Tensor, batch: int, num_tokens: int, per_frame: bool) -> torch.Tensor:
+    """Token 0 ``(B, d)`` of each clip's tokens ``(B*M, d)``, or ``(B, T, d)`` of every frame, by a unit-step slice."""
+    n, d = tokens.shape
     if not per_frame:
-        return tokens[:, 0:1].reshape(b, d)
-    return tokens.reshape(b, n // num_tokens, num_tokens, d)[:, :, 0:1].reshape(b, n // num_tokens, d)
+        return tokens.reshape(batch, (n // batch) * d)[:, 0:d]
+    groups = n // num_tokens  # B*T
+    return tokens.reshape(groups, num_tokens * d)[:, 0:d].reshape(batch, groups // batch, d)

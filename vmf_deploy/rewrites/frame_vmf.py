@@ -2,7 +2,9 @@
 
 Each class is built from the 5D module of the same role (``vmf_deploy.models``) and
 its already-converted children; see ``frame_layers.py`` for the layout and the op
-rules. Feature maps are ``(B*T, C, H, W)``; tokens stay ``(B, M, d)``.
+rules. Feature maps are ``(B*T, C, H, W)``; tokens are kept 2D, ``(B*M, d)`` (``M`` all of a
+clip's tokens), so each token ``Linear`` lowers to one GEMM without the two reshapes a 3D
+input costs (ExecuTorch's lowering time is per node; see ``benchmarks/NOTES.md``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import layers as L
-from .frame_layers import FrameRepeat, bmm, clip_to_frames, first_token_of, global_mean, hard_sigmoid, mean_over_frames
+from .frame_layers import (FrameRepeat, bmm, clip_to_frames, first_token_of, global_mean, hard_sigmoid,
+                           mean_over_frames, scaled_linear)
 
 
 class FrameMobileToFormer(nn.Module):
@@ -25,32 +28,37 @@ class FrameMobileToFormer(nn.Module):
     summed over frames. Measured on VMF-2G's first bridge (ExecuTorch 1.5.1, XNNPACK, 2 threads):
     15.4 → 10.4 ms against the earlier form, which permuted the map to ``(B, heads, ch, T·H·W)``
     and ran ``kv @ attnᵀ`` as one GEMM with ``K = T·H·W`` and nothing to parallelise over.
+
+    Constants are folded into the projections: the attention scale into ``to_q``, and the gate
+    ``2·hard_sigmoid(g) = hardtanh(g + 3, 0, 6) / 3`` into ``gate``'s bias (+3) and ``proj``'s
+    weight (/3).
     """
 
     def __init__(self, bridge: L.MobileToFormer, norm: nn.Module, frames: int) -> None:
         super().__init__()
-        self.heads, self.per_frame, self.scale = bridge.heads, bridge.per_frame, bridge.scale
-        self.to_q, self.gate, self.proj, self.norm = bridge.to_q, bridge.gate, bridge.proj, norm
+        self.heads, self.per_frame = bridge.heads, bridge.per_frame
+        self.to_q = scaled_linear(bridge.to_q, bridge.scale, bridge.scale)
+        self.gate = scaled_linear(bridge.gate, 1.0, bias_shift=3.0)
+        self.proj = scaled_linear(bridge.proj, 1.0 / 3.0)
+        self.norm = norm
         self.repeat = FrameRepeat(1 if bridge.per_frame else frames)
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor, batch: int) -> torch.Tensor:
-        """Return the updated tokens ``(B, M_total, d)``."""
+        """Return the updated tokens ``(B*M_total, d)``."""
         bt, c, h, w = x.shape
-        t = bt // batch
         heads, ch = self.heads, c // self.heads
-        toks = tokens.reshape(bt, tokens.shape[1] // t, tokens.shape[2]) if self.per_frame else tokens
-        b, m = toks.shape[0], toks.shape[1]
-        q = self.to_q(toks).reshape(b, m, heads, ch).transpose(1, 2)  # (b, heads, M, ch)
+        b = bt if self.per_frame else batch  # the attention's batch: frames, or clips
+        m = tokens.shape[0] // b
+        q = self.to_q(tokens).reshape(b, m, heads, ch).transpose(1, 2)  # (b, heads, M, ch)
         if self.per_frame:  # the frames are the batch already: one softmax per frame
             kv = x.reshape(bt, heads, ch, h * w)
-            attn = torch.softmax(bmm(q, kv) * self.scale, dim=-1)  # (B*T, heads, M, HW)
+            attn = torch.softmax(bmm(q, kv), dim=-1)  # (B*T, heads, M, HW)
             out_t = bmm(kv, attn.transpose(2, 3))  # (B*T, heads, ch, M)
         else:
             out_t = self._attend_clip(x, q, batch)
-        out = out_t.permute(0, 3, 1, 2).reshape(b, m, c)
-        out = out * (2.0 * hard_sigmoid(self.gate(toks)))
-        toks = toks + self.proj(out)
-        return self.norm(toks.reshape(tokens.shape))
+        out = out_t.permute(0, 3, 1, 2).reshape(b * m, c)
+        out = out * F.hardtanh(self.gate(tokens), 0.0, 6.0)
+        return self.norm(tokens + self.proj(out))
 
     def _attend_clip(self, x: torch.Tensor, q: torch.Tensor, batch: int) -> torch.Tensor:
         """Clip tokens ``q (B, heads, M, ch)`` over all frames of ``x``: the attended values ``(B, heads, ch, M)``."""
@@ -60,7 +68,7 @@ class FrameMobileToFormer(nn.Module):
         if self.repeat.frames != t:
             raise ValueError(f"FrameMobileToFormer was converted for {self.repeat.frames} frames, got {t}")
         feats = x.reshape(bt * heads, ch, hw)  # per frame and head, a view of the frames
-        q_frames = self.repeat((q * self.scale).reshape(batch, heads * m * ch)).reshape(bt * heads, m, ch)
+        q_frames = self.repeat(q.reshape(batch, heads * m * ch)).reshape(bt * heads, m, ch)
         scores = torch.bmm(q_frames, feats)  # (B*T*heads, M, HW)
         scores = scores.reshape(batch, t, heads * m, hw).permute(0, 2, 1, 3).reshape(batch, heads * m, t * hw)
         attn = torch.softmax(scores, dim=-1)  # over the clip's T*HW positions
@@ -79,12 +87,13 @@ class FrameFormerToMobile(nn.Module):
 
     Logits are computed transposed, ``k @ x`` → ``(B*T, heads, M, H·W)``, so the feature map
     is never transposed; only the small logits are transposed around the softmax over tokens.
+    The attention scale is folded into ``to_k``.
     """
 
     def __init__(self, bridge: L.FormerToMobile, frames: int) -> None:
         super().__init__()
-        self.heads, self.per_frame, self.scale = bridge.heads, bridge.per_frame, bridge.scale
-        self.to_k, self.to_v = bridge.to_k, bridge.to_v
+        self.heads, self.per_frame = bridge.heads, bridge.per_frame
+        self.to_k, self.to_v = scaled_linear(bridge.to_k, bridge.scale, bridge.scale), bridge.to_v
         self.repeat = FrameRepeat(1 if bridge.per_frame else frames)
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor, batch: int) -> torch.Tensor:
@@ -92,41 +101,39 @@ class FrameFormerToMobile(nn.Module):
         bt, c, h, w = x.shape
         t = bt // batch
         heads, ch = self.heads, c // self.heads
-        if self.per_frame:
-            toks = tokens.reshape(bt, tokens.shape[1] // t, tokens.shape[2])
-        else:
-            toks = tokens
-        b, m = toks.shape[0], toks.shape[1]
-        k = self.to_k(toks).reshape(b, m, heads, ch).transpose(1, 2)  # (b, heads, M, ch)
-        v_t = self.to_v(toks).reshape(b, m, heads, ch).permute(0, 2, 3, 1)  # (b, heads, ch, M)
+        b = bt if self.per_frame else batch
+        m = tokens.shape[0] // b
+        k = self.to_k(tokens).reshape(b, m, heads, ch).transpose(1, 2)  # (b, heads, M, ch)
+        v_t = self.to_v(tokens).reshape(b, m, heads, ch).permute(0, 2, 3, 1)  # (b, heads, ch, M)
         if not self.per_frame:
             if self.repeat.frames != t:
                 raise ValueError(f"FrameFormerToMobile was converted for {self.repeat.frames} frames, got {t}")
             k, v_t = self.repeat(k), self.repeat(v_t)
         q = x.reshape(bt, heads, ch, h * w)
-        logits = bmm(k, q) * self.scale  # (B*T, heads, M, HW)
+        logits = bmm(k, q)  # (B*T, heads, M, HW)
         attn = torch.softmax(logits.transpose(2, 3), dim=-1).transpose(2, 3)  # softmax over the tokens
         out = bmm(v_t, attn)  # (B*T, heads, ch, HW)
         return x + out.reshape(bt, c, h, w)
 
 
 class FrameFormer(nn.Module):
-    """The Former on the tokens, with delegable LayerNorms (same arithmetic as ``Former``)."""
+    """The Former on the tokens, with delegable LayerNorms and the attention scale folded into ``to_q``."""
 
     def __init__(self, former: L.Former, norm1: nn.Module, norm2: nn.Module) -> None:
         super().__init__()
-        self.heads, self.scale = former.heads, former.scale
-        self.to_q, self.proj, self.ffn = former.to_q, former.proj, former.ffn
+        self.heads = former.heads
+        self.to_q = scaled_linear(former.to_q, former.scale, former.scale)
+        self.proj, self.ffn = former.proj, former.ffn
         self.norm1, self.norm2 = norm1, norm2
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Return the updated tokens ``(B, M, d)``."""
-        b, m, d = tokens.shape
-        dh = d // self.heads
-        q = self.to_q(tokens).reshape(b, m, self.heads, dh).transpose(1, 2)
-        kv = tokens.reshape(b, m, self.heads, dh).transpose(1, 2)
-        attn = torch.softmax(bmm(q, kv.transpose(2, 3)) * self.scale, dim=-1)
-        out = bmm(attn, kv).transpose(1, 2).reshape(b, m, d)
+    def forward(self, tokens: torch.Tensor, batch: int) -> torch.Tensor:
+        """Return the updated tokens ``(B*M, d)``; each clip's ``M`` tokens attend to each other."""
+        n, d = tokens.shape
+        m, dh = n // batch, d // self.heads
+        q = self.to_q(tokens).reshape(batch, m, self.heads, dh).transpose(1, 2)
+        kv = tokens.reshape(batch, m, self.heads, dh).transpose(1, 2)
+        attn = torch.softmax(bmm(q, kv.transpose(2, 3)), dim=-1)
+        out = bmm(attn, kv).transpose(1, 2).reshape(n, d)
         tokens = self.norm1(tokens + self.proj(out))
         return self.norm2(tokens + self.ffn(tokens))
 
@@ -244,8 +251,8 @@ class FrameVMFBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the updated frames and tokens."""
-        tokens = self.former(self.mobile_to_former(x, tokens, batch))
-        x = self.mobile(x, first_token_of(tokens, self.num_tokens, self.per_frame), batch)
+        tokens = self.former(self.mobile_to_former(x, tokens, batch), batch)
+        x = self.mobile(x, first_token_of(tokens, batch, self.num_tokens, self.per_frame), batch)
         return self.former_to_mobile(x, tokens, batch), tokens
 
 
@@ -262,7 +269,7 @@ class FrameVMFHead(nn.Module):
     def forward(self, x: torch.Tensor, tokens: torch.Tensor, batch: int) -> torch.Tensor:
         """Return logits ``(B, num_classes)``."""
         tokens = self.mobile_to_former(x, tokens, batch)
-        token0 = first_token_of(tokens, self.num_tokens, self.per_frame)
+        token0 = first_token_of(tokens, batch, self.num_tokens, self.per_frame)
         if token0.dim() == 3:
             token0 = mean_over_frames(token0.reshape(-1, token0.shape[-1]), batch)
         x = F.relu6(self.bn(self.conv(x, batch), batch))
@@ -306,7 +313,7 @@ class FrameVideoMobileFormer(nn.Module):
             raise ValueError(f"tokens_per_frame model was built for {self.tokens.shape[0] // self.cfg.num_tokens} "
                              f"frames after the stem but got {frames.shape[0] // batch}: build it with "
                              f"frames={self.cfg.frames}")
-        tokens = self.repeat_tokens(self.tokens.reshape(1, *self.tokens.shape))
+        tokens = self.repeat_tokens(self.tokens.reshape(1, -1)).reshape(-1, self.tokens.shape[1])  # (B*M, d)
         for block in self.blocks:
             frames, tokens = block(frames, tokens, batch)
         return self.head(frames, tokens, batch)
