@@ -194,15 +194,21 @@ def test_ablation_knobs_rewrite_exactly(overrides: dict) -> None:
     _model_parity("1g", fuse=False, frames=16, resolution=64, **overrides)
 
 
+def test_fused_per_frame_tokens_rewrite_exactly() -> None:
+    """Per-frame tokens through the fused DyReLU and the 2D token path."""
+    _model_parity("1g", fuse=True, frames=16, resolution=64, tokens_per_frame=True)
+
+
 def test_x3d_peer_rewrites_exactly() -> None:
     """X3D (dense stem, 3×3×3 depthwise, Squeeze-Excitation, swish) through the same rewrite."""
     _model_parity("x3d-s", fuse=True, frames=8, resolution=64)
 
 
-def test_batch_of_two_clips() -> None:
+@pytest.mark.parametrize("fuse", [False, True], ids=["unfused", "fused"])
+def test_batch_of_two_clips(fuse: bool) -> None:
     model = build_seeded_model("560m", frames=16, resolution=64)
     model.example_input_shape = (2, 3, 16, 64, 64)
-    rewritten, _ = run_rewrites("executorch", "module", model, fuse=False)
+    rewritten, _ = run_rewrites("executorch", "module", model, fuse=fuse)
     x = torch.randn(2, 3, 16, 64, 64)
     with torch.no_grad():
         assert _rel_err(model(x), rewritten(x)) < 1e-5

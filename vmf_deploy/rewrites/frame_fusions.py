@@ -66,10 +66,14 @@ class FrameFusedDyReLU(nn.Module):
         """Apply the fused dynamic ReLU; ``token0`` is ``(B, d)`` or ``(B, T, d)``."""
         bt, c = x.shape[:2]
         t = bt // batch
-        pooled = x.mean(dim=(2, 3), keepdim=True).reshape(bt, c)
-        tok = self.token_fc(token0)
-        tok = tok.reshape(batch, 1, -1) if tok.dim() == 2 else tok
-        hidden = F.relu((F.linear(pooled, self.w_pool).reshape(batch, t, -1) + tok).reshape(bt, -1))
+        pooled = F.linear(x.mean(dim=(2, 3), keepdim=True).reshape(bt, c), self.w_pool)  # (B*T, hidden)
+        tok = self.token_fc(token0)  # (B, hidden), or (B, T, hidden) with per-frame tokens
+        if tok.dim() == 3:
+            hidden = F.relu(pooled + tok.reshape(bt, -1))
+        elif batch == 1:  # the clip's token part broadcasts over the frames' rows
+            hidden = F.relu(pooled + tok)
+        else:
+            hidden = F.relu((pooled.reshape(batch, t, -1) + tok.reshape(batch, 1, -1)).reshape(bt, -1))
         a2 = _slopes(hidden, self.half0, self.half1)
         return F.relu(x) + a2.reshape(bt, c, 1, 1) * x
 

@@ -274,10 +274,27 @@ class FrameRepeat(nn.Module):
         return (x.reshape(b, 1, -1) * self.ones).reshape(b * self.frames, *x.shape[1:])
 
 
-def bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Batched matmul of 4D ``(n, h, r, k) @ (n, h, k, c)`` as one 3D ``bmm`` (``matmul`` would add an expand)."""
-    n, h, r, k = a.shape
-    return torch.bmm(a.reshape(n * h, r, k), b.reshape(n * h, k, b.shape[-1])).reshape(n, h, r, b.shape[-1])
+def split_heads(x: torch.Tensor, groups: int, heads: int, keys_last: bool = False) -> torch.Tensor:
+    """``(groups*M, heads*dh)`` → ``(groups*heads, M, dh)``, or ``(groups*heads, dh, M)`` with ``keys_last``.
+
+    One clip (``groups == 1``) needs a single permute; 3D tensors go straight to ``torch.bmm``.
+    """
+    n, d = x.shape
+    m, dh = n // groups, d // heads
+    if groups == 1:
+        return x.reshape(m, heads, dh).permute(1, 2, 0) if keys_last else x.reshape(m, heads, dh).transpose(0, 1)
+    order = (0, 2, 3, 1) if keys_last else (0, 2, 1, 3)
+    split = x.reshape(groups, m, heads, dh).permute(*order)
+    return split.reshape(groups * heads, *split.shape[2:])
+
+
+def merge_heads(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """``(groups*heads, M, dh)`` → ``(groups*M, heads*dh)``, the inverse of :func:`split_heads`."""
+    gh, m, dh = x.shape
+    heads = gh // groups
+    if groups == 1:
+        return x.transpose(0, 1).reshape(m, heads * dh)
+    return x.reshape(groups, heads, m, dh).transpose(1, 2).reshape(groups * m, heads * dh)
 
 
 def first_token_of(tokens: torch.Tensor, batch: int, num_tokens: int, per_frame: bool) -> torch.Tensor:

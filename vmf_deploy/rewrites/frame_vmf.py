@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import layers as L
-from .frame_layers import (FrameRepeat, bmm, clip_to_frames, first_token_of, global_mean, hard_sigmoid,
-                           mean_over_frames, scaled_linear)
+from .frame_layers import (FrameRepeat, clip_to_frames, first_token_of, global_mean, hard_sigmoid,
+                           mean_over_frames, merge_heads, scaled_linear, split_heads)
 
 
 class FrameMobileToFormer(nn.Module):
@@ -29,9 +29,10 @@ class FrameMobileToFormer(nn.Module):
     15.4 → 10.4 ms against the earlier form, which permuted the map to ``(B, heads, ch, T·H·W)``
     and ran ``kv @ attnᵀ`` as one GEMM with ``K = T·H·W`` and nothing to parallelise over.
 
-    Constants are folded into the projections: the attention scale into ``to_q``, and the gate
+    Constants are folded into the projections: the attention scale into ``to_q``, the gate
     ``2·hard_sigmoid(g) = hardtanh(g + 3, 0, 6) / 3`` into ``gate``'s bias (+3) and ``proj``'s
-    weight (/3).
+    weight (/3), and for clip tokens the frame count that turns the frames' mean into their sum
+    into ``proj``'s weight too.
     """
 
     def __init__(self, bridge: L.MobileToFormer, norm: nn.Module, frames: int) -> None:
@@ -39,7 +40,7 @@ class FrameMobileToFormer(nn.Module):
         self.heads, self.per_frame = bridge.heads, bridge.per_frame
         self.to_q = scaled_linear(bridge.to_q, bridge.scale, bridge.scale)
         self.gate = scaled_linear(bridge.gate, 1.0, bias_shift=3.0)
-        self.proj = scaled_linear(bridge.proj, 1.0 / 3.0)
+        self.proj = scaled_linear(bridge.proj, (1 if bridge.per_frame else frames) / 3.0)
         self.norm = norm
         self.repeat = FrameRepeat(1 if bridge.per_frame else frames)
 
@@ -49,21 +50,24 @@ class FrameMobileToFormer(nn.Module):
         heads, ch = self.heads, c // self.heads
         b = bt if self.per_frame else batch  # the attention's batch: frames, or clips
         m = tokens.shape[0] // b
-        q = self.to_q(tokens).reshape(b, m, heads, ch).transpose(1, 2)  # (b, heads, M, ch)
+        q = split_heads(self.to_q(tokens), b, heads)  # (b*heads, M, ch)
         if self.per_frame:  # the frames are the batch already: one softmax per frame
-            kv = x.reshape(bt, heads, ch, h * w)
-            attn = torch.softmax(bmm(q, kv), dim=-1)  # (B*T, heads, M, HW)
-            out_t = bmm(kv, attn.transpose(2, 3))  # (B*T, heads, ch, M)
+            kv = x.reshape(bt * heads, ch, h * w)
+            attn = torch.softmax(torch.bmm(q, kv), dim=-1)  # (B*T*heads, M, HW)
+            out_t = torch.bmm(kv, attn.transpose(1, 2))  # (B*T*heads, ch, M)
         else:
             out_t = self._attend_clip(x, q, batch)
-        out = out_t.permute(0, 3, 1, 2).reshape(b * m, c)
+        if b == 1:
+            out = out_t.permute(2, 0, 1).reshape(m, c)
+        else:
+            out = out_t.reshape(b, heads, ch, m).permute(0, 3, 1, 2).reshape(b * m, c)
         out = out * F.hardtanh(self.gate(tokens), 0.0, 6.0)
         return self.norm(tokens + self.proj(out))
 
     def _attend_clip(self, x: torch.Tensor, q: torch.Tensor, batch: int) -> torch.Tensor:
-        """Clip tokens ``q (B, heads, M, ch)`` over all frames of ``x``: the attended values ``(B, heads, ch, M)``."""
+        """Clip tokens ``q (B*heads, M, ch)`` over all frames of ``x``: the frames' mean of the attended values ``(B*heads, ch, M)``."""
         bt, c, h, w = x.shape
-        t, heads, m = bt // batch, self.heads, q.shape[2]
+        t, heads, m = bt // batch, self.heads, q.shape[1]
         ch, hw = c // heads, h * w
         if self.repeat.frames != t:
             raise ValueError(f"FrameMobileToFormer was converted for {self.repeat.frames} frames, got {t}")
@@ -78,14 +82,13 @@ class FrameMobileToFormer(nn.Module):
             attn_t = attn.reshape(batch, heads * m, t, hw).permute(0, 2, 1, 3).reshape(bt * heads, m, hw)
             attn_t = attn_t.transpose(1, 2)
         per_frame = torch.bmm(feats, attn_t)  # (B*T*heads, ch, M): each frame's share
-        summed = mean_over_frames(per_frame.reshape(bt, heads * ch * m), batch) * float(t)
-        return summed.reshape(batch, heads, ch, m)
+        return mean_over_frames(per_frame.reshape(bt, heads * ch * m), batch).reshape(batch * heads, ch, m)
 
 
 class FrameFormerToMobile(nn.Module):
     """Former→Mobile cross-attention on frames: every position reads the tokens, frame by frame.
 
-    Logits are computed transposed, ``k @ x`` → ``(B*T, heads, M, H·W)``, so the feature map
+    Logits are computed transposed, ``k @ x`` → ``(B*T*heads, M, H·W)``, so the feature map
     is never transposed; only the small logits are transposed around the softmax over tokens.
     The attention scale is folded into ``to_k``.
     """
@@ -102,18 +105,16 @@ class FrameFormerToMobile(nn.Module):
         t = bt // batch
         heads, ch = self.heads, c // self.heads
         b = bt if self.per_frame else batch
-        m = tokens.shape[0] // b
-        k = self.to_k(tokens).reshape(b, m, heads, ch).transpose(1, 2)  # (b, heads, M, ch)
-        v_t = self.to_v(tokens).reshape(b, m, heads, ch).permute(0, 2, 3, 1)  # (b, heads, ch, M)
+        k = split_heads(self.to_k(tokens), b, heads)  # (b*heads, M, ch)
+        v_t = split_heads(self.to_v(tokens), b, heads, keys_last=True)  # (b*heads, ch, M)
         if not self.per_frame:
             if self.repeat.frames != t:
                 raise ValueError(f"FrameFormerToMobile was converted for {self.repeat.frames} frames, got {t}")
-            k, v_t = self.repeat(k), self.repeat(v_t)
-        q = x.reshape(bt, heads, ch, h * w)
-        logits = bmm(k, q)  # (B*T, heads, M, HW)
-        attn = torch.softmax(logits.transpose(2, 3), dim=-1).transpose(2, 3)  # softmax over the tokens
-        out = bmm(v_t, attn)  # (B*T, heads, ch, HW)
-        return x + out.reshape(bt, c, h, w)
+            k = self.repeat(k.reshape(batch, -1)).reshape(bt * heads, *k.shape[1:])
+            v_t = self.repeat(v_t.reshape(batch, -1)).reshape(bt * heads, *v_t.shape[1:])
+        logits = torch.bmm(k, x.reshape(bt * heads, ch, h * w))  # (B*T*heads, M, HW)
+        attn = torch.softmax(logits.transpose(1, 2), dim=-1).transpose(1, 2)  # softmax over the tokens
+        return x + torch.bmm(v_t, attn).reshape(bt, c, h, w)
 
 
 class FrameFormer(nn.Module):
@@ -128,12 +129,10 @@ class FrameFormer(nn.Module):
 
     def forward(self, tokens: torch.Tensor, batch: int) -> torch.Tensor:
         """Return the updated tokens ``(B*M, d)``; each clip's ``M`` tokens attend to each other."""
-        n, d = tokens.shape
-        m, dh = n // batch, d // self.heads
-        q = self.to_q(tokens).reshape(batch, m, self.heads, dh).transpose(1, 2)
-        kv = tokens.reshape(batch, m, self.heads, dh).transpose(1, 2)
-        attn = torch.softmax(bmm(q, kv.transpose(2, 3)), dim=-1)
-        out = bmm(attn, kv).transpose(1, 2).reshape(n, d)
+        q = split_heads(self.to_q(tokens), batch, self.heads)  # (B*heads, M, dh)
+        kv = split_heads(tokens, batch, self.heads)
+        attn = torch.softmax(torch.bmm(q, kv.transpose(1, 2)), dim=-1)
+        out = merge_heads(torch.bmm(attn, kv), batch)
         tokens = self.norm1(tokens + self.proj(out))
         return self.norm2(tokens + self.ffn(tokens))
 
