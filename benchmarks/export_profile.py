@@ -10,6 +10,9 @@
 
     .venv/bin/python benchmarks/export_profile.py                                  # nodes, 560m, T = 8..64
     .venv/bin/python benchmarks/export_profile.py --profile executorch --frames 16
+    .venv/bin/python benchmarks/export_profile.py --time executorch --frames 64     # lowering wall time only
+
+``--time`` is what a before/after comparison of two commits runs, alternating between checkouts.
 
 Prints tables and writes benchmarks/results/export_profile.json.
 """
@@ -90,20 +93,24 @@ def count_nodes(target: str, variant: str, frames: int) -> int:
     return sum(node.op == "call_function" for node in program.graph.nodes)
 
 
-def lower(target: str, variant: str, frames: int) -> None:
-    """Run ``target``'s lowering of ``variant`` (the export pipeline's steps, without the gate)."""
+def lower(target: str, variant: str, frames: int) -> dict[str, float]:
+    """Run ``target``'s lowering of ``variant`` (the export pipeline's steps, without the gate).
+
+    Returns ExecuTorch's seconds per step (rewrite, export, lower, serialize); empty for the others.
+    """
     model, shape = _seeded(variant, frames)
     recipe = load_recipe(get_target(target), None)
     if target == "executorch":
-        executorch_export.lower_to_executorch(model, torch.zeros(shape), recipe)
-        return
+        program = executorch_export.lower_to_executorch(model, torch.zeros(shape), recipe)
+        return {step: round(seconds, 1) for step, seconds in program.seconds.items()}
     rewritten, _ = run_rewrites(target, "module", copy.deepcopy(model), fuse=True)
     if target == "onnx":
         proto = onnx_export.trace_to_onnx(rewritten, shape, recipe.options["opset"], recipe.path)
         onnx_export.simplify_onnx(proto, recipe.path)
-        return
+        return {}
     program = coreml_export.capture(rewritten, shape, recipe.path)
     coreml_export.convert(program, shape, recipe.options, "fp32", recipe.path)
+    return {}
 
 
 def phase_seconds(stats: pstats.Stats, target: str) -> list[dict]:
@@ -137,13 +144,22 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[8, 16, 32, 64])
     parser.add_argument("--targets", nargs="+", default=["onnx", "executorch", "coreml"])
     parser.add_argument("--profile", choices=sorted(PHASES), help="profile this target's lowering instead")
+    parser.add_argument("--time", choices=sorted(PHASES), help="time this target's lowering once, unprofiled")
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     record = json.loads(args.json.read_text()) if args.json.exists() else {"benchmark": "export_profile"}
     record["cpu"] = cpu_model()
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    if args.profile:
+    if args.time:
+        start = time.perf_counter()
+        steps = lower(args.time, args.variant, args.frames[0])
+        seconds = round(time.perf_counter() - start, 1)
+        print(f"{args.time} lowering of {args.variant} at {args.frames[0]} frames: {seconds} s {steps or ''}")
+        record.setdefault("lowering_seconds", []).append({"target": args.time, "variant": args.variant,
+                                                          "frames": args.frames[0], "seconds": seconds,
+                                                          "steps": steps, "created": now})
+    elif args.profile:
         result = profile(args.profile, args.variant, args.frames[0])
         print(f"{args.profile} lowering of {args.variant} at {args.frames[0]} frames: {result['wall_seconds']} s "
               f"(unprofiled); profiled {result['profiled_seconds']} s, of which:")
