@@ -65,7 +65,10 @@ class FrameMobileToFormer(nn.Module):
         return self.norm(tokens + self.proj(out))
 
     def _attend_clip(self, x: torch.Tensor, q: torch.Tensor, batch: int) -> torch.Tensor:
-        """Clip tokens ``q (B*heads, M, ch)`` over all frames of ``x``: the frames' mean of the attended values ``(B*heads, ch, M)``."""
+        """Clip tokens ``q (B*heads, M, ch)`` over all frames of ``x``.
+
+        Returns the frames' mean of the attended values, ``(B*heads, ch, M)`` (``proj`` carries the × T).
+        """
         bt, c, h, w = x.shape
         t, heads, m = bt // batch, self.heads, q.shape[1]
         ch, hw = c // heads, h * w
