@@ -145,11 +145,15 @@ def test_frame_dyrelu_is_relu_plus_linear_and_relu_at_init():
 
 
 def test_frame_dyrelu_is_per_frame():
+    # A fixed instance: about 1 in 10 random draws has every hidden ReLU off, and its slopes are
+    # then equal over frames; unseeded, the outcome depended on which tests ran before.
+    g = torch.Generator().manual_seed(0)
     act = FrameDyReLU(4, 8)
-    torch.nn.init.normal_(act.fc1.weight)
-    torch.nn.init.normal_(act.fc2.weight)
-    x = torch.randn(1, 4, 3, 6, 6)
-    s = act.coefficients(x, torch.randn(1, 8))
+    with torch.no_grad():
+        act.fc1.weight.copy_(torch.randn(act.fc1.weight.shape, generator=g))
+        act.fc2.weight.copy_(torch.randn(act.fc2.weight.shape, generator=g))
+    x = torch.randn(1, 4, 3, 6, 6, generator=g)
+    s = act.coefficients(x, torch.randn(1, 8, generator=g))
     assert s.shape == (1, 4, 3, 1, 1)
     assert not torch.allclose(s[:, :, 0], s[:, :, 1])
 
