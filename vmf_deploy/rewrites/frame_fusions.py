@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .dyrelu_fusion import FusedFrameDyReLU, FusedTokenDyReLU
-from .frame_layers import scaled_linear
+from .frame_layers import folded_linear
 from .frames_to_batch import register_frame_converter
 from .stem_fusion import FusedStem
 
@@ -38,14 +38,7 @@ def _slope_halves(w0: torch.Tensor, b0: torch.Tensor, w1: torch.Tensor, b1: torc
     ``hardtanh(z0', 0, 1) + hardtanh(z1', −1, 0)`` for ``z0' = (z0 + 3) / 6`` and
     ``z1' = (z1 + 3) / 6 − 1``: two clamps and one add instead of eleven nodes.
     """
-    halves = []
-    for w, b, shift in ((w0, b0, 0.5), (w1, b1, -0.5)):
-        linear = nn.Linear(w.shape[1], w.shape[0])
-        with torch.no_grad():
-            linear.weight.copy_(w.detach())
-            linear.bias.copy_(b.detach().reshape(-1))
-        halves.append(scaled_linear(linear, 1.0 / 6.0, 1.0 / 6.0, shift))
-    return tuple(halves)
+    return (folded_linear(w0, b0, 1.0 / 6.0, 1.0 / 6.0, 0.5), folded_linear(w1, b1, 1.0 / 6.0, 1.0 / 6.0, -0.5))
 
 
 def _slopes(hidden: torch.Tensor, half0: nn.Module, half1: nn.Module) -> torch.Tensor:

@@ -216,19 +216,25 @@ class DelegableLayerNorm(nn.Module):
         return y
 
 
+def folded_linear(weight: torch.Tensor, bias: torch.Tensor | None, weight_scale: float = 1.0,
+                  bias_scale: float = 1.0, bias_shift: float = 0.0) -> nn.Linear:
+    """A frozen ``Linear`` computing ``weight_scale·(W x) + bias_scale·b + bias_shift`` (no ``b``: zero).
+
+    Folds a constant scale or offset around a linear map into its parameters, so the lowered
+    graph has one node fewer per fold.
+    """
+    out = nn.Linear(weight.shape[1], weight.shape[0], bias=True)
+    b = bias.detach().reshape(-1) if bias is not None else torch.zeros(weight.shape[0])
+    with torch.no_grad():
+        out.weight.copy_(weight.detach() * weight_scale)
+        out.bias.copy_(b * bias_scale + bias_shift)
+    return out.requires_grad_(False)
+
+
 def scaled_linear(linear: nn.Linear, weight_scale: float, bias_scale: float = 1.0,
                   bias_shift: float = 0.0) -> nn.Linear:
-    """A copy of ``linear`` computing ``weight_scale·(W x) + bias_scale·b + bias_shift``.
-
-    Folds a constant scale or offset around a ``Linear`` into its parameters, so the lowered
-    graph has one node fewer per fold (``linear`` itself is not modified).
-    """
-    out = nn.Linear(linear.in_features, linear.out_features, bias=True)
-    bias = linear.bias.detach() if linear.bias is not None else torch.zeros(linear.out_features)
-    with torch.no_grad():
-        out.weight.copy_(linear.weight.detach() * weight_scale)
-        out.bias.copy_(bias * bias_scale + bias_shift)
-    return out.requires_grad_(False)
+    """:func:`folded_linear` of ``linear``'s parameters (``linear`` itself is not modified)."""
+    return folded_linear(linear.weight, linear.bias, weight_scale, bias_scale, bias_shift)
 
 
 def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
