@@ -231,12 +231,13 @@ def lower_to_executorch(model: nn.Module, example: torch.Tensor, recipe: Any, fu
     seconds["export"] = seconds.get("export", 0.0) + time.perf_counter() - start
 
     start = time.perf_counter()
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
+
+    from vmf_deploy.export.xnnpack_partitioner import CheckedXnnpackPartitioner
 
     try:
         with shared_provenance():
-            edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
+            edge = to_edge_transform_and_lower(exported, partitioner=[CheckedXnnpackPartitioner()])
     except Exception as e:  # executorch raises untyped errors naming the op
         raise ExportError(f"ExecuTorch lowering (to_edge_transform_and_lower, XNNPACK) failed: "
                           f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
