@@ -65,12 +65,51 @@ def _graph_calling(target: object, **meta: object) -> torch.fx.Graph:
     return graph
 
 
+def _graph_of(build: object) -> torch.fx.Graph:
+    """A graph made by ``build(graph, x)``, which returns the output node."""
+    graph = torch.fx.Graph()
+    graph.output(build(graph, graph.placeholder("x")))
+    return graph
+
+
+def _cat_of(count: int) -> torch.fx.Graph:
+    from executorch.exir.dialects._ops import ops as exir_ops
+
+    return _graph_of(lambda g, x: g.call_function(exir_ops.edge.aten.cat.default, ([x] * count,)))
+
+
+def _pad_of(dequantized: bool) -> torch.fx.Graph:
+    from executorch.exir.dialects._ops import ops as exir_ops
+
+    ops = exir_ops.edge
+
+    def build(g: torch.fx.Graph, x: torch.fx.Node) -> torch.fx.Node:
+        if dequantized:
+            x = g.call_function(ops.quantized_decomposed.dequantize_per_tensor.default, (x, 0.1, 0, -128, 127,
+                                                                                         torch.int8))
+        return g.call_function(ops.aten.constant_pad_nd.default, (x, [1, 1]))
+
+    return _graph_of(build)
+
+
+def _quantized_with_custom_meta() -> torch.fx.Graph:
+    from executorch.exir.dialects._ops import ops as exir_ops
+
+    def build(g: torch.fx.Graph, x: torch.fx.Node) -> torch.fx.Node:
+        relu = g.call_function(exir_ops.edge.aten.relu.default, (x,))
+        relu.meta["custom"] = {"stage": "backbone"}
+        return g.call_function(exir_ops.edge.quantized_decomposed.quantize_per_tensor.default,
+                               (relu, 0.1, 0, -128, 127, torch.int8))
+
+    return _graph_of(build)
+
+
 def _graphs_with_work() -> dict[str, list[torch.fx.Graph]]:
     """Per pass whose trigger ``to_edge_transform_and_lower`` never hands XNNPACK here, graphs holding that trigger.
 
     PReLU, Linear and max-pool are kept whole by the partitioner, so ``_prelu_kernel``, an ``addmm``
     from a Linear and ``max_pool2d_with_indices`` reach the passes only in other flows; the
-    SDPA and bilinear passes match their own pattern graphs.
+    SDPA and bilinear passes match their own pattern graphs; the others' triggers are built by hand.
     """
     from executorch.backends.xnnpack.partition.graphs import bilinear_2d, sdpa
     from executorch.exir.dialects._ops import ops as exir_ops
@@ -83,6 +122,11 @@ def _graphs_with_work() -> dict[str, list[torch.fx.Graph]]:
                                 _graph_calling(edge.mm.default, source_fn_stack=[("linear", F.linear)])],
         "ConvertToSDPAPass": [pattern.graph for pattern in sdpa.get_graphs()],
         "ConvertToUpsampleBilinear2d": [pattern.graph for pattern in bilinear_2d.get_graphs()],
+        "DimOrderOpsRevertPass": [_graph_calling(exir_ops.edge.dim_order_ops._clone_dim_order.default)],
+        "PropagateCustomMetaPass": [_quantized_with_custom_meta()],
+        "DecomposeConcatenate": [_cat_of(6)],
+        "InsertPadQDQPass": [_pad_of(dequantized=True)],
+        "RemoveRedundantCopyPass": [_graph_calling(edge._to_copy.default)],
     }
 
 
@@ -118,8 +162,10 @@ def test_work_tests_see_their_triggers_and_nothing_else() -> None:
     for name, graphs in _graphs_with_work().items():
         for graph in graphs:
             assert by_name[name](graph), f"{name}'s work test misses {list(graph.nodes)}"
-    unrelated = _graph_calling(exir_ops.edge.aten.bmm.default, source_fn_stack=[("attn", torch.bmm)])
-    assert not any(test(unrelated) for test in WORK_TEST.values())
+    unrelated = [_graph_calling(exir_ops.edge.aten.bmm.default, source_fn_stack=[("attn", torch.bmm)]),
+                 _cat_of(5), _pad_of(dequantized=False)]
+    for graph in unrelated:
+        assert not [p.__name__ for p, test in WORK_TEST.items() if test(graph)], list(graph.nodes)
 
 
 @pytest.mark.parametrize("pass_name", sorted(LOWERED_CASES))

@@ -2,11 +2,12 @@
 
 ``XnnpackBackend.preprocess`` runs 17 graph passes on every delegated program. Each is an
 ``ExportPass`` that re-traces the whole graph through fake tensors and is then re-verified, whether
-or not it changes anything: about 2.5 s per pass on 560m here. Eight of them only act on ops that
+or not it changes anything: about 2.5 s per pass on 560m here. Most of them only act on ops that
 the frames model does not contain (batch norm, PReLU, conv1d, max-pool indices, bilinear upsampling,
-``[add]mm`` inside a Linear, attention in SDPA's decomposed form). :data:`WORK_TEST` holds, per
-such pass, a test that is true whenever the pass could change the graph (the ops it looks for are
-present); inside :func:`idle_passes_skipped` a pass whose test is false is not run. Passes without
+``[add]mm`` inside a Linear, attention in SDPA's decomposed form, dim-order copies, ``_to_copy``,
+``cat`` of more than 5 tensors, pads of int8 tensors). :data:`WORK_TEST` holds, per such pass, a
+test that is true whenever the pass could change the graph (the ops it looks for are present,
+under the conditions the pass itself checks); inside :func:`idle_passes_skipped` a pass whose test is false is not run. Passes without
 a test always run. The lowered program is byte-identical (a test lowers a model that triggers each
 pass, and 560m, both ways).
 """
@@ -26,12 +27,19 @@ from executorch.backends.xnnpack._passes.convert_to_linear import ConvertToLinea
 from executorch.backends.xnnpack._passes.convert_to_sdpa import ConvertToSDPAPass
 from executorch.backends.xnnpack._passes.convert_to_upsample_bilinear2d import ConvertToUpsampleBilinear2d
 from executorch.backends.xnnpack._passes.decompose_batch_norm import DecomposeBatchNorm
+from executorch.backends.xnnpack._passes.decompose_cat import DecomposeConcatenate
 from executorch.backends.xnnpack._passes.fuse_batch_norm import FuseBatchNormPass
+from executorch.backends.xnnpack._passes.insert_pad_qdq import InsertPadQDQPass
 from executorch.backends.xnnpack._passes.prelu_reshape_pass import PReLUReshapePass
+from executorch.backends.xnnpack._passes.propagate_custom_meta_pass import PropagateCustomMetaPass
+from executorch.backends.xnnpack._passes.remove_redundant_copy_pass import RemoveRedundantCopyPass
 from executorch.backends.xnnpack._passes.xnnpack_pass import XNNPACKPass
 from executorch.backends.xnnpack.partition.graphs import bilinear_2d, sdpa
+from executorch.backends.xnnpack.utils.quant_utils import is_dequant, is_quant
 from executorch.exir.dialects._ops import ops as exir_ops
 from executorch.exir.pass_base import ExportPass
+from executorch.exir.passes.dim_order_ops_registry import MemoryFormatOpsMap
+from executorch.exir.passes.memory_format_ops_pass import DimOrderOpsRevertPass
 from executorch.exir.program._program import _transform
 from torch.export import ExportedProgram
 from torch.fx.passes.utils.source_matcher_utils import get_source_partitions
@@ -71,6 +79,24 @@ def _has_conv1d(graph: torch.fx.Graph) -> bool:
     return False
 
 
+def _has_long_cat(graph: torch.fx.Graph) -> bool:
+    """A ``cat`` of more than 5 tensors (DecomposeConcatenate splits those; XNNPACK takes at most 5)."""
+    return any(node.op == "call_function" and node.target == exir_ops.edge.aten.cat.default
+               and len(node.args[0]) > 5 for node in graph.nodes)
+
+
+def _has_padded_dequant(graph: torch.fx.Graph) -> bool:
+    """A ``constant_pad_nd`` of a dequantized tensor (InsertPadQDQPass quantizes those pads)."""
+    return any(node.op == "call_function" and node.target == exir_ops.edge.aten.constant_pad_nd.default
+               and isinstance(node.args[0], torch.fx.Node) and is_dequant(node.args[0]) for node in graph.nodes)
+
+
+def _has_custom_meta_qdq(graph: torch.fx.Graph) -> bool:
+    """A quantize/dequantize whose input carries ``custom`` meta (PropagateCustomMetaPass copies it)."""
+    return any((is_quant(node) or is_dequant(node)) and node.args and isinstance(node.args[0], torch.fx.Node)
+               and "custom" in node.args[0].meta for node in graph.nodes)
+
+
 _BATCH_NORM = _has_any(exir_ops.edge.aten.native_batch_norm.default,
                        exir_ops.edge.aten._native_batch_norm_legit_no_training.default)
 
@@ -83,6 +109,11 @@ WORK_TEST: dict[type, WorkTest] = {
     RemoveGetItemPass: _has_any(exir_ops.edge.aten.max_pool2d_with_indices.default, exir_ops.edge.aten.max.dim),
     Conv1dUnsqueezePass: _has_conv1d,
     PReLUReshapePass: _has_any(exir_ops.edge.aten._prelu_kernel.default),
+    DimOrderOpsRevertPass: _has_any(*MemoryFormatOpsMap),
+    PropagateCustomMetaPass: _has_custom_meta_qdq,
+    DecomposeConcatenate: _has_long_cat,
+    InsertPadQDQPass: _has_padded_dequant,
+    RemoveRedundantCopyPass: _has_any(exir_ops.edge.aten._to_copy.default),
 }
 """Per XNNPACK pass: true when the pass could change the graph. Passes not listed always run."""
 
