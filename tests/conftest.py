@@ -24,8 +24,7 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
-BATCHED_EXPORTS = [*((v, "onnx", 16) for v in ("560m", "1g", "2g", "5g")), ("560m", "executorch", 16),
-                   ("2g", "executorch", 16)]
+BATCHED_EXPORTS = [(v, t, 16) for t in ("onnx", "executorch") for v in ("560m", "1g", "2g", "5g")]
 """The default run's shared exports (``test_export_parity``'s cases); made side by side, as
 ``vmf-export --jobs`` makes them, at the first request of any of them when that module is collected."""
 

@@ -20,12 +20,7 @@ from vmf_deploy.manifest import ManifestError, read_manifest, verify_artifact
 
 VARIANTS = ("560m", "1g", "2g", "5g")
 FRAMES = 16
-# ExecuTorch lowering dominates the suite's time (5g alone ~270 s on the 2-core VM): the default run
-# lowers 560m and 2g (the two block configurations: dim 16 / expansion 2.25 and dim 20 / expansion 3),
-# 1g (560m's blocks at 224²) and 5g (2g's blocks, deeper) run with -m slow.
-SLOW = {("1g", "executorch"), ("5g", "executorch")}
-CASES = [pytest.param((v, t), id=f"{v}-{t}", marks=[pytest.mark.slow] if (v, t) in SLOW else [])
-         for t in ("onnx", "executorch") for v in VARIANTS]
+CASES = [pytest.param((v, t), id=f"{v}-{t}") for t in ("onnx", "executorch") for v in VARIANTS]
 
 
 @pytest.fixture(scope="module", params=CASES)
