@@ -7,7 +7,7 @@ placeholders; decompose everything else, then the nodes that failed); without on
 a single decomposition, skipped when nothing is left to decompose. When every node of those ops
 passes the check, both paths produce the same program, so :class:`CheckedXnnpackPartitioner` runs
 the check itself, once, and returns no check. Each ``run_decompositions`` re-traces the program
-(about 8 s on 560m here), so this saves two of them; the ``.pte`` is byte-identical (a test checks it).
+(6–7 s on 560m here), so this saves one of the three; the ``.pte`` is byte-identical (a test checks it).
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ the frames model does not contain (batch norm, PReLU, conv1d, max-pool indices, 
 ``[add]mm`` inside a Linear, attention in SDPA's decomposed form, dim-order copies, ``_to_copy``,
 ``cat`` of more than 5 tensors, pads of int8 tensors). :data:`WORK_TEST` holds, per such pass, a
 test that is true whenever the pass could change the graph (the ops it looks for are present,
-under the conditions the pass itself checks); inside :func:`idle_passes_skipped` a pass whose test is false is not run. Passes without
-a test always run. The lowered program is byte-identical (a test lowers a model that triggers each
-pass, and 560m, both ways).
+under the conditions the pass itself checks); inside :func:`idle_passes_skipped` a pass whose test
+is false is not run. Passes without a test always run. The tests check each work test on a graph
+holding its trigger and lower models both ways (byte-identical programs); 560m's fp32 and int8
+programs were compared the same way (``benchmarks/NOTES.md``).
 """
 
 from __future__ import annotations
