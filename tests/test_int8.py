@@ -81,7 +81,8 @@ def test_quantization_tables_are_validated(tmp_path: Path) -> None:
     text = (RECIPES_DIR / "onnx.toml").read_text()
     for old, new, match in [('reduce_range = true', 'reduce_range = "yes"', r"\[quantization\].reduce_range"),
                             ('calibration_method = "minmax"', 'calibration_method = "mse"', "calibration_method"),
-                            ('weights = "int8"\n', 'weights = "int8"\nsmooth = 1\n', "smooth"),
+                            ('\nweights = "int8"\n', '\nweights = "int8"\nsmooth = 1\n', "smooth"),
+                            ('fp32_module_weights = "int8"', 'fp32_module_weights = "int4"', "fp32_module_weights"),
                             ('fp32_attention_matmuls = true\n', '', "lacks"),
                             ('max_accuracy_drop = 0.04', 'max_accuracy_drop = 5', "max_accuracy_drop")]:
         assert old in text, f"the recipe no longer has {old!r}: update this case"
@@ -147,8 +148,12 @@ def test_onnx_int8_from_the_trained_fixture_passes_the_int8_gate(onnx_int8, trai
     result = onnx_int8
     manifest = _check_int8_manifest(result, trained_export("onnx").manifest["artifact"]["size_bytes"])
     q = manifest["export"]["quantization"]
-    assert q["reduce_range"] is True and q["by_op"]["Conv"] == {"int8": 30, "fp32": 0}
+    assert q["reduce_range"] is True and q["by_op"]["Conv"] == {"int8": 29, "weight_only": 0, "fp32": 1}  # the stem
     assert q["fp32_nodes"]["op type Softmax"] == 17 and q["fp32_nodes"]["inside FrameDyReLU"] > 0
+    assert q["fp32_nodes"]["inside Stem"] >= 1
+    # the DyReLU's MLP: fp32 arithmetic on int8 weights (per channel, behind a DequantizeLinear)
+    assert q["fp32_module_weights"] == "int8" and q["weight_only_int8"] == 64
+    assert q["by_op"]["MatMul"]["weight_only"] == 48 and q["by_op"]["Gemm"]["weight_only"] == 16
     assert q["layer_errors"]["method"].startswith("onnxruntime qdq_loss_debug")
     from vmf_deploy.bench.artifacts import artifact_precision
     from vmf_deploy.cli.bench import COLUMNS, table_row
@@ -283,8 +288,10 @@ def test_numerics_aligns_onnx_blocks_with_pytorch(onnx_int8, trained_export, tmp
     blocks = [row["block"] for row in report["blocks"]]
     assert blocks == ["stem"] + [f"blocks.{i}" for i in range(8)] + ["logits"]
     assert all(row["sqnr_db_1"] > 90 for row in report["blocks"])  # fp32 taps found the right tensors
-    assert all(5 < row["sqnr_db_0"] < 60 for row in report["blocks"])  # int8 noise, block by block
-    assert report["blocks"][0]["sqnr_db_0"] > report["blocks"][-2]["sqnr_db_0"]  # it accumulates
+    stem, *rest = report["blocks"]
+    assert stem["sqnr_db_0"] > 60  # the onnx recipe keeps the stem fp32
+    assert all(5 < row["sqnr_db_0"] < 60 for row in rest)  # int8 noise, block by block
+    assert rest[0]["sqnr_db_0"] > rest[-2]["sqnr_db_0"]  # it accumulates
     assert report["artifacts"][0]["precision"] == "int8"
     assert main([str(int8), "--json", str(tmp_path / "r.json")]) == 0
     assert json.loads((tmp_path / "r.json").read_text())["blocks"][-1]["block"] == "logits"

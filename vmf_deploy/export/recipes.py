@@ -121,6 +121,7 @@ QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "fp32_op_types": _str_list(),
         "fp32_attention_matmuls": _BOOL,
         "fp32_modules": _str_list(),
+        "fp32_module_weights": _one_of("int8", "fp32"),
     },
     "executorch": {
         "scheme": _one_of("pt2e-xnnpack"),

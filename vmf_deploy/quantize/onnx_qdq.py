@@ -10,7 +10,9 @@ What stays fp32 is chosen from the recipe's ``[quantization]`` table: op types
 (``Softmax``: a quantized bridge softmax over ``T·H·W`` positions rounds every weight to 0),
 activation-by-activation ``MatMul`` (the attention products), and every node inside named
 module classes of the reference model (the frame-level DyReLU's coefficient MLP: its hidden
-ReLU's output, mostly zeros with a few large values, keeps ~1 dB of SQNR in 8 bits).
+ReLU's output, mostly zeros with a few large values, keeps ~1 dB of SQNR in 8 bits). With
+``fp32_module_weights = "int8"`` those modules' ``MatMul`` / ``Gemm`` weights are still stored as
+int8 (weight-only, :mod:`.onnx_weight_only`): their activations stay fp32.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 
 from ..export.targets import INPUT_NAME
 from .onnx_modules import COMPUTE_OP_TYPES, module_class, node_modules
+from .onnx_weight_only import quantize_kept_weights
 
 CALIBRATION_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 
@@ -87,8 +90,8 @@ def quantize_onnx(fp32_path: Path, out_path: Path, clips: Sequence[np.ndarray], 
     The fp32 graph the quantizer read stays at ``work_dir / "prepared.onnx"`` for :mod:`.layer_diff`.
 
     The summary: ``{"scheme", "per_channel", "reduce_range", "activations", "weights",
-    "calibration_method", "fp32_nodes": {reason: count}, "compute_nodes": {"int8", "fp32"},
-    "by_op": {op: {"int8", "fp32"}}}``.
+    "calibration_method", "fp32_nodes": {reason: count}, "fp32_module_weights", "weight_only_int8",
+    "compute_nodes": {"int8", "weight_only", "fp32"}, "by_op": {op: {"int8", "weight_only", "fp32"}}}``.
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -107,26 +110,39 @@ def quantize_onnx(fp32_path: Path, out_path: Path, clips: Sequence[np.ndarray], 
             calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHODS[options["calibration_method"]]),
             nodes_to_exclude=sorted(keep), extra_options={"CalibTensorRangeSymmetric": False})
     quantized = onnx.load(str(out_path))
+    weight_only = 0
+    if options["fp32_module_weights"] == "int8":
+        in_modules = [name for name, reason in keep.items() if reason.startswith("inside ")]
+        quantized, weight_only = quantize_kept_weights(quantized, in_modules)
+        onnx.save_model(quantized, str(out_path))  # the staged file: published by the pipeline
     return {"scheme": "onnxruntime QDQ (quantize_static)", "per_channel": options["per_channel"],
             "reduce_range": options["reduce_range"], "activations": options["activations"],
             "weights": options["weights"], "calibration_method": options["calibration_method"],
             "fp32_nodes": dict(Counter(reason.split(" (")[0] for reason in keep.values()).most_common()),
+            "fp32_module_weights": options["fp32_module_weights"], "weight_only_int8": weight_only,
             **compute_precision(quantized)}
 
 
 def compute_precision(proto: Any) -> dict:
-    """Count compute nodes of a QDQ graph that read int8 weights (a ``DequantizeLinear`` of an initializer)."""
+    """Count the compute nodes of a QDQ graph by what they compute in.
+
+    ``int8``: both operands read through a ``DequantizeLinear`` (onnxruntime fuses the group into an
+    int8 kernel); ``weight_only``: an int8 weight
+    (a ``DequantizeLinear`` of an initializer) beside an fp32 activation (computed in fp32);
+    ``fp32``: no int8 weight.
+    """
     producers = {out: node for node in proto.graph.node for out in node.output}
     initializers = {i.name for i in proto.graph.initializer}
     by_op: dict[str, Counter] = {}
     for node in proto.graph.node:
         if node.op_type not in COMPUTE_OP_TYPES:
             continue
-        dequantized = [producers.get(name) for name in node.input]
-        int8 = any(p is not None and p.op_type == "DequantizeLinear" and p.input[0] in initializers
-                   for p in dequantized) or all(p is not None and p.op_type == "DequantizeLinear"
-                                                for p in dequantized[:2])
-        by_op.setdefault(node.op_type, Counter())["int8" if int8 else "fp32"] += 1
+        operands = [producers.get(name) for name in node.input[:2]]
+        dequantized = [p is not None and p.op_type == "DequantizeLinear" for p in operands]
+        int8_weight = any(d and p.input[0] in initializers for d, p in zip(dequantized, operands, strict=True))
+        precision = "int8" if all(dequantized) else "weight_only" if int8_weight else "fp32"
+        by_op.setdefault(node.op_type, Counter())[precision] += 1
     total = sum(by_op.values(), Counter())
-    return {"compute_nodes": {"int8": total["int8"], "fp32": total["fp32"]},
-            "by_op": {op: {"int8": c["int8"], "fp32": c["fp32"]} for op, c in sorted(by_op.items())}}
+    kinds = ("int8", "weight_only", "fp32")
+    return {"compute_nodes": {kind: total[kind] for kind in kinds},
+            "by_op": {op: {kind: c[kind] for kind in kinds} for op, c in sorted(by_op.items())}}
