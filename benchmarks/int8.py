@@ -3,14 +3,18 @@
     .venv/bin/python benchmarks/int8.py --checkpoint runs/reference-560m/last.safetensors
     .venv/bin/python benchmarks/int8.py --variant 560m --frames 64 --targets onnx --latency-only   # seeded init
     .venv/bin/python benchmarks/int8.py --checkpoint run/last.safetensors --targets openvino         # NNCF int8 IR
+    .venv/bin/python benchmarks/int8.py --variant 560m --frames 64 --latency-only --reuse --out DIR      # time again
 
 For each target, the model is exported twice through ``vmf-export``'s pipeline, fp32 and
 ``--precision int8 --calibration synthetic``, each passing its recipe's gate. Agreement,
 accuracy and SQNR come from the int8 manifest's gate (PyTorch fp32 against the int8 artifact
 on the recipe's 3 noise clips + 240 labelled held-out clips of the synthetic dataset's gate
 split). Latency: both artifacts loaded in their runtime (2 threads), then timed taking turns
-on the same clip, one run each per round, medians over the rounds: fp32 and int8 see the same
-machine drift. Prints a table and writes ``benchmarks/results/int8.json``.
+on the same clip in blocks (per round and artifact one untimed run, then ``--block`` timed
+runs), medians: fp32 and int8 see the same machine drift. Not one run each per round: on two
+cores, the runtime that just ran keeps its threads spinning into the other's run (onnxruntime's
+fp32 560m at 64 × 172² read 56 ms that way and 27 ms in blocks, 2026-12-05). Prints a table and
+writes ``benchmarks/results/int8.json``.
 
 ``--latency-only`` is for the seeded init (whose logits barely move between clips, so the int8
 gate's limits mean nothing for it): the int8 export runs with a copy of the recipe whose int8
@@ -27,14 +31,16 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "int8.json"
 BACKENDS = {"onnx": "onnxruntime-cpu", "executorch": "executorch-xnnpack", "openvino": "openvino-cpu"}
 
 
-def interleaved_ms(artifacts: dict[str, Path], backend: str, clip, rounds: int, threads: int) -> dict[str, float]:
-    """Median ms of each artifact, timed in turns (one run each per round, after 3 untimed runs)."""
+def interleaved_ms(artifacts: dict[str, Path], backend: str, clip, rounds: int, block: int,
+                   threads: int) -> dict[str, float]:
+    """Median ms of each artifact, timed in turns: per round, one untimed run then ``block`` timed runs each."""
     from vmf_deploy.runners import get_runner
 
     runners = {}
@@ -44,11 +50,14 @@ def interleaved_ms(artifacts: dict[str, Path], backend: str, clip, rounds: int, 
         for _ in range(3):
             runners[name].run(clip)
     samples: dict[str, list[float]] = {name: [] for name in artifacts}
-    for _ in range(rounds):
-        for name, runner in runners.items():
-            start = time.perf_counter()
-            runner.run(clip)
-            samples[name].append((time.perf_counter() - start) * 1e3)
+    for round_index in range(rounds):
+        names = list(runners)
+        for name in names[round_index % len(names):] + names[:round_index % len(names)]:
+            runners[name].run(clip)
+            for _ in range(block):
+                start = time.perf_counter()
+                runners[name].run(clip)
+                samples[name].append((time.perf_counter() - start) * 1e3)
     for runner in runners.values():
         runner.close()
     return {name: statistics.median(s) for name, s in samples.items()}
@@ -61,11 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="560m")
     parser.add_argument("--frames", type=int, help="clip length (default: the checkpoint's / variant's)")
     parser.add_argument("--targets", nargs="+", default=list(BACKENDS), choices=list(BACKENDS))
-    parser.add_argument("--rounds", type=int, default=60, help="timed runs per artifact (default 60)")
+    parser.add_argument("--rounds", type=int, default=12, help="rounds of turns (default 12)")
+    parser.add_argument("--block", type=int, default=5, help="timed runs per artifact per round (default 5)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "int8-bench")
     parser.add_argument("--latency-only", action="store_true", help="accept any int8 parity (seeded init)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="time the artifacts an earlier run left in --out (with their manifests) instead of "
+                             "exporting again; needs --frames")
     args = parser.parse_args(argv)
+    if args.reuse and args.frames is None:
+        parser.error("--reuse needs --frames (it names the artifacts to read)")
     sys.path.insert(0, str(REPO))
 
     import numpy as np
@@ -73,12 +88,18 @@ def main(argv: list[str] | None = None) -> int:
     from vmf_deploy.bench.machine import describe, host_device_info
     from vmf_deploy.export.pipeline import export_model
     from vmf_deploy.export.recipes import accept_any_parity
-    from vmf_deploy.export.targets import get_target
+    from vmf_deploy.export.targets import artifact_name, get_target
+    from vmf_deploy.manifest import manifest_path
 
     rows = []
     for target in args.targets:
         results = {}
         for precision in ("fp32", "int8"):
+            if args.reuse:
+                artifact = args.out / artifact_name(args.variant, args.frames, get_target(target), precision)
+                results[precision] = SimpleNamespace(
+                    artifact=artifact, manifest=json.loads(manifest_path(artifact).read_text()))
+                continue
             started = time.perf_counter()
             recipe = (accept_any_parity(get_target(target), "int8", args.out)
                       if args.latency_only and precision == "int8" else None)
@@ -89,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         shape = results["fp32"].manifest["input"]["shape"]
         clip = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         ms = interleaved_ms({p: r.artifact for p, r in results.items()}, BACKENDS[target], clip, args.rounds,
-                            args.threads)
+                            args.block, args.threads)
         gate = results["int8"].manifest["parity"]["metrics"]
         quant = results["int8"].manifest["export"]["quantization"]
         rows.append({
@@ -106,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = describe(host_device_info())
     source = str(args.checkpoint) if args.checkpoint else f"seeded init of {args.variant}"
-    print(f"\nint8 vs fp32, {source}; {machine}; {args.threads} threads, {args.rounds} interleaved rounds; "
+    print(f"\nint8 vs fp32, {source}; {machine}; {args.threads} threads, {args.rounds} rounds of "
+          f"{args.block} runs each in turns; "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'target':<11}{'fp32 ms':>9}{'int8 ms':>9}{'ratio':>7}{'size':>7}{'agree':>8}{'SQNR':>7}"
           f"{'acc fp32→int8':>16}")
@@ -120,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     document = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": []}
     document["runs"].append({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine,
                              "source": source, "threads": args.threads, "rounds": args.rounds,
+                             "block": args.block,
                              "load_average": os.getloadavg(), "rows": rows})
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")
     print(f"wrote {RESULTS}")
