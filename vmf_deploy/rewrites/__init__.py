@@ -22,6 +22,7 @@ REWRITE_STAGES: dict[str, list[str]] = {
         "stem_fusion:StemConvFusion",
         "dyrelu_fusion:DyReLUFusion",
         "bridge_sdpa:BridgeSDPA",
+        "bridge_position_major:BridgePositionMajor",
     ],
     # on the exported onnx.ModelProto (onnxscript rewriter / onnx-ir)
     "onnx": [
