@@ -26,7 +26,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-FUSIONS = ("stem_conv_fusion", "dyrelu_fusion", "bridge_position_major")
 CONFIGS = {"unfused": (), "stem": ("stem_conv_fusion",), "dyrelu": ("dyrelu_fusion",),
            "stem+dyrelu": ("stem_conv_fusion", "dyrelu_fusion"), "bridges": ("bridge_position_major",),
            "stem+bridges": ("stem_conv_fusion", "bridge_position_major")}

@@ -127,9 +127,8 @@ def compute_precision(proto: Any) -> dict:
     """Count the compute nodes of a QDQ graph by what they compute in.
 
     ``int8``: both operands read through a ``DequantizeLinear`` (onnxruntime fuses the group into an
-    int8 kernel); ``weight_only``: an int8 weight
-    (a ``DequantizeLinear`` of an initializer) beside an fp32 activation (computed in fp32);
-    ``fp32``: no int8 weight.
+    int8 kernel); ``weight_only``: an int8 weight (a ``DequantizeLinear`` of an initializer) beside an
+    fp32 activation, computed in fp32; ``fp32``: no int8 weight.
     """
     producers = {out: node for node in proto.graph.node for out in node.output}
     initializers = {i.name for i in proto.graph.initializer}
