@@ -54,3 +54,20 @@ def swap_modules(model: nn.Module, replacements: Mapping[type, Callable[[nn.Modu
                 setattr(parent, name, make(child).train(child.training))
                 count += 1
     return count
+
+
+def reclass_modules(model: nn.Module, forms: Mapping[type, type],
+                    when: Callable[[nn.Module], bool] = lambda module: True) -> int:
+    """Re-class, in place, every submodule whose exact type is a key of ``forms`` (and for which ``when``
+    holds) to ``forms[type]``; return how many.
+
+    For forms that are subclasses with the same parameters and buffers: only ``forward`` changes,
+    so nothing is copied or re-initialised.
+    """
+    count = 0
+    for module in model.modules():
+        form = forms.get(type(module))
+        if form is not None and when(module):
+            module.__class__ = form
+            count += 1
+    return count

@@ -41,7 +41,7 @@ from torch import nn
 
 from vmf_deploy.models.layers import FormerToMobile, MobileToFormer
 
-from .base import Rewrite, RewriteResult
+from .base import Rewrite, RewriteResult, reclass_modules
 
 
 def head_mask(channels: int, heads: int, dtype: torch.dtype) -> torch.Tensor:
@@ -112,13 +112,7 @@ def bridges_position_major(model: nn.Module) -> int:
     The count includes Mobile→Former bridges that will meet maps below :data:`MIN_POSITIONS` and
     keep the original arithmetic (the shape is known only when the model is traced).
     """
-    count = 0
-    for module in model.modules():
-        form = POSITION_MAJOR_FORMS.get(type(module))
-        if form is not None and not module.per_frame:
-            module.__class__ = form
-            count += 1
-    return count
+    return reclass_modules(model, POSITION_MAJOR_FORMS, when=lambda bridge: not bridge.per_frame)
 
 
 class BridgePositionMajor(Rewrite):

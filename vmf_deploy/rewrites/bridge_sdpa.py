@@ -25,7 +25,7 @@ from torch import nn
 
 from vmf_deploy.models.layers import FormerToMobile, MobileToFormer
 
-from .base import Rewrite, RewriteResult
+from .base import Rewrite, RewriteResult, reclass_modules
 
 
 class MobileToFormerSDPA(MobileToFormer):
@@ -63,13 +63,7 @@ def bridges_to_sdpa(model: nn.Module) -> int:
     The SDPA forms are subclasses with the same parameters, so the swap only changes
     ``forward``.
     """
-    count = 0
-    for module in model.modules():
-        form = SDPA_FORMS.get(type(module))
-        if form is not None:
-            module.__class__ = form
-            count += 1
-    return count
+    return reclass_modules(model, SDPA_FORMS)
 
 
 class BridgeSDPA(Rewrite):
