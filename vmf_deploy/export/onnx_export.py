@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from vmf_deploy.export import onnx_optimize
 from vmf_deploy.export.errors import ExportError, exporter_failure
 from vmf_deploy.export.lowering import Lowered, LoweringJob
 from vmf_deploy.export.targets import INPUT_NAME, OUTPUT_NAME
@@ -51,9 +52,10 @@ def trace_to_onnx(model: torch.nn.Module, input_shape: tuple[int, ...], opset: i
     example = torch.zeros(input_shape)
     try:
         with _quiet_exporter(), torch.no_grad():
-            program = torch.onnx.export(model, (example,), None, input_names=[INPUT_NAME],
-                                        output_names=[OUTPUT_NAME], opset_version=opset, dynamo=True,
-                                        optimize=True, verbose=False, external_data=False)
+            program = torch.onnx.export(model, (example,), None, opset_version=opset, dynamo=True,
+                                        optimize=False, verbose=False, external_data=False)
+            onnx_optimize.optimize(program)
+            onnx_optimize.name_io(program.model, [INPUT_NAME], [OUTPUT_NAME])
     except Exception as e:  # torch.onnx raises many types; all become one user-facing error
         raise exporter_failure("onnx", e, f"{recipe_path} [onnx].opset") from None
     proto = program.model_proto
