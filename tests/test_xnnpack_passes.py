@@ -168,6 +168,38 @@ def test_work_tests_see_their_triggers_and_nothing_else() -> None:
         assert not [p.__name__ for p, test in WORK_TEST.items() if test(graph)], list(graph.nodes)
 
 
+def test_every_pattern_graph_calls_the_common_ops() -> None:
+    """The ops a graph must call before the SDPA / bilinear pattern graphs are built are in every pattern."""
+    from executorch.backends.xnnpack.partition.graphs import bilinear_2d, sdpa
+
+    from vmf_deploy.export.xnnpack_passes import BILINEAR_COMMON_OPS, SDPA_COMMON_OPS, _targets
+
+    for patterns, common in ((sdpa.get_graphs(), SDPA_COMMON_OPS), (bilinear_2d.get_graphs(), BILINEAR_COMMON_OPS)):
+        assert patterns
+        for pattern in patterns:
+            assert set(common) <= _targets(pattern.graph), [str(op) for op in common]
+
+
+def test_pattern_graphs_are_not_built_for_a_graph_without_the_common_ops() -> None:
+    from executorch.backends.xnnpack._passes.convert_to_sdpa import ConvertToSDPAPass
+    from executorch.exir.dialects._ops import ops as exir_ops
+
+    from vmf_deploy.export import xnnpack_passes
+
+    def refuse() -> list:
+        raise AssertionError("pattern graphs built")
+
+    edge = exir_ops.edge.aten
+    attention = _graph_of(lambda g, x: g.call_function(edge.bmm.default, (g.call_function(
+        edge._softmax.default, (g.call_function(edge.bmm.default, (x, x)), -1, False)), x)))
+    assert not xnnpack_passes._could_match(refuse, xnnpack_passes.SDPA_COMMON_OPS)(attention)
+    assert not xnnpack_passes.WORK_TEST[ConvertToSDPAPass](attention)
+    with_mask = _graph_of(lambda g, x: g.call_function(edge.where.self, (g.call_function(edge.logical_not.default, (
+        g.call_function(edge.any.dim, (x, -1)),)), x, x)))
+    with pytest.raises(AssertionError, match="pattern graphs built"):
+        xnnpack_passes._could_match(refuse, xnnpack_passes.SDPA_COMMON_OPS)(with_mask)
+
+
 @pytest.mark.parametrize("pass_name", sorted(LOWERED_CASES))
 def test_a_pass_with_work_runs_and_the_program_is_unchanged(pass_name: str) -> None:
     model = LOWERED_CASES[pass_name]()

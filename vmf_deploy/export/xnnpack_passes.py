@@ -57,9 +57,17 @@ def _has_any(*ops: object) -> WorkTest:
     return lambda graph: not _targets(graph).isdisjoint(ops)
 
 
-def _could_match(patterns: Callable[[], list[torch.fx.GraphModule]]) -> WorkTest:
-    """True when the graph calls every op of one of the patterns (a ``SubgraphMatcher`` match needs that)."""
-    return lambda graph: any(_targets(pattern.graph) <= _targets(graph) for pattern in patterns())
+def _could_match(patterns: Callable[[], list[torch.fx.GraphModule]], common: tuple) -> WorkTest:
+    """True when the graph calls every op of one of the patterns (a ``SubgraphMatcher`` match needs that).
+
+    ``common`` are ops every pattern calls: a graph without them cannot match, and the patterns, which
+    ExecuTorch builds by exporting small models (6 s for these two sets here), are not built.
+    """
+    def test(graph: torch.fx.Graph) -> bool:
+        targets = _targets(graph)
+        return set(common) <= targets and any(_targets(pattern.graph) <= targets for pattern in patterns())
+
+    return test
 
 
 def _has_linear_mm(graph: torch.fx.Graph) -> bool:
@@ -98,13 +106,18 @@ def _has_custom_meta_qdq(graph: torch.fx.Graph) -> bool:
                and "custom" in node.args[0].meta for node in graph.nodes)
 
 
+BILINEAR_COMMON_OPS = (exir_ops.edge.aten.upsample_bilinear2d.vec,)
+"""Ops every bilinear-upsampling pattern graph calls (a test checks them against ``bilinear_2d.get_graphs()``)."""
+SDPA_COMMON_OPS = (exir_ops.edge.aten.logical_not.default, exir_ops.edge.aten.any.dim, exir_ops.edge.aten.where.self)
+"""Ops every decomposed-SDPA pattern graph calls (its mask handling; a test checks them against ``sdpa.get_graphs()``)."""
+
 _BATCH_NORM = _has_any(exir_ops.edge.aten.native_batch_norm.default,
                        exir_ops.edge.aten._native_batch_norm_legit_no_training.default)
 
 WORK_TEST: dict[type, WorkTest] = {
-    ConvertToUpsampleBilinear2d: _could_match(bilinear_2d.get_graphs),
+    ConvertToUpsampleBilinear2d: _could_match(bilinear_2d.get_graphs, BILINEAR_COMMON_OPS),
     ConvertToLinearPass: _has_linear_mm,
-    ConvertToSDPAPass: _could_match(sdpa.get_graphs),
+    ConvertToSDPAPass: _could_match(sdpa.get_graphs, SDPA_COMMON_OPS),
     FuseBatchNormPass: _BATCH_NORM,
     DecomposeBatchNorm: _BATCH_NORM,
     RemoveGetItemPass: _has_any(exir_ops.edge.aten.max_pool2d_with_indices.default, exir_ops.edge.aten.max.dim),
