@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vmf_deploy.export.core_aten import to_core_aten
 from vmf_deploy.export.errors import ExportError
 from vmf_deploy.export.lowering import Lowered, LoweringJob
 from vmf_deploy.export.provenance import shared_provenance
@@ -228,6 +229,7 @@ def lower_to_executorch(model: nn.Module, example: torch.Tensor, recipe: Any, fu
         start = time.perf_counter()
     if _calls_any(exported, _SCALAR_DECOMPOSITIONS):  # a full re-trace: 5 s on 560m, so only when needed
         exported = exported.run_decompositions(_SCALAR_DECOMPOSITIONS)
+    to_core_aten(exported)  # so that to_edge has nothing left to decompose and skips a re-trace
     seconds["export"] = seconds.get("export", 0.0) + time.perf_counter() - start
 
     start = time.perf_counter()
