@@ -4,7 +4,8 @@ The artifact runs in its own runtime (the recipe's ``[parity].runtime`` runner) 
 smooth-noise clips (``vmf_deploy.parity.parity_clips``, one per recipe seed) plus
 ``[parity].synthetic_clips`` clips of real content (``vmf_deploy.datasets.synthetic.gate_clips``,
 a procedural labelled action dataset); the reference is the *unrewritten* PyTorch fp32
-model in eager mode.
+model in eager mode, whose logits are kept on disk for the next target of the same model and
+clips (``vmf_deploy.export.reference_cache``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 
 from vmf_deploy.export.errors import ExportError
 from vmf_deploy.export.recipes import DEFAULT_SYNTHETIC_CLIPS
+from vmf_deploy.export.reference_cache import cached_reference
 from vmf_deploy.parity import ParityReport, ParityTolerance, compare_logits, parity_clips
 
 REFERENCE = "PyTorch fp32 eager"
@@ -153,7 +155,7 @@ def run_gate(reference: torch.nn.Module, artifact: Path, backend: str, seeds: Se
     clips = gate_inputs(input_shape, seeds, synthetic_clips)
     batch = int(input_shape[0])
     labels = synthetic_labels(classes, synthetic_clips * batch)  # gate clip i, row j is sample i·batch + j
-    expected = reference_logits(reference, clips)
+    expected, _ = cached_reference(reference, clips, reference_logits)
     actual = run_artifact(backend, artifact, clips)
     report = compare_logits(expected, actual, None if labels is None else [None] * (len(seeds) * batch) + labels)
     failures = report.failures(tolerance)
