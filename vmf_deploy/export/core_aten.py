@@ -70,7 +70,7 @@ def _pad(args: list[Any]) -> tuple[Any, tuple[Any, ...]] | None:
 def _reshape(args: list[Any]) -> tuple[Any, tuple[Any, ...]] | None:
     x, size = args
     value = x.meta.get("val") if isinstance(x, torch.fx.Node) else None
-    if value is None:
+    if getattr(value, "fake_mode", None) is None:  # the copy's metadata is computed in the program's fake mode
         return None
     try:  # a view when the strides allow one, as ``reshape`` itself decides
         torch.empty_strided(value.shape, value.stride(), device="meta").view(size)
@@ -123,8 +123,8 @@ def _insert(graph: torch.fx.Graph, step: Step, node: torch.fx.Node) -> torch.fx.
     """Insert ``step``'s call; its metadata is ``node``'s, with the value computed on the fake inputs."""
     inserted = graph.call_function(step.target, step.args, step.kwargs)
     inserted.meta = _meta_of(node)
-    fake = [arg.meta["val"] for arg in step.args if isinstance(arg, torch.fx.Node)]
-    with fake[0].fake_mode:
+    fake_mode = next(arg.meta["val"].fake_mode for arg in step.args if isinstance(arg, torch.fx.Node))
+    with fake_mode:
         inserted.meta["val"] = step.target(*[arg.meta["val"] if isinstance(arg, torch.fx.Node) else arg
                                             for arg in step.args], **step.kwargs)
     return inserted
