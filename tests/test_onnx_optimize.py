@@ -58,12 +58,16 @@ def test_trace_is_byte_identical_to_the_exporters_optimize(model: nn.Module) -> 
     assert [v.name for v in traced.graph.output] == [OUTPUT_NAME]
 
 
-def test_vmf_graph_is_byte_identical_to_the_exporters_optimize() -> None:
-    model = build_seeded_model("560m", frames=8, resolution=32).eval()
+def test_vmf_graph_is_byte_identical_to_the_exporters_optimize(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A VMF model (one block per stage) takes the fast path and gets the exporter's own graph."""
+    model = build_seeded_model("560m", frames=4, resolution=32, blocks=(1, 1, 1, 1)).eval()
     model.example_input_shape = model.cfg.input_shape
     rewritten, _ = run_rewrites("onnx", "module", model, fuse=True)
-    assert not onnx_optimize.reads_twice_by_slice(_unoptimized(rewritten, model.cfg.input_shape).model)
+    skipped: list[bool] = []
+    stock_optimize = onnx_optimize.optimize
+    monkeypatch.setattr(onnx_optimize, "optimize", lambda program: skipped.append(stock_optimize(program)))
     traced = onnx_export.trace_to_onnx(rewritten, model.cfg.input_shape, 18, "recipe.toml")
+    assert skipped == [True]
     assert traced.SerializeToString() == _stock(rewritten, model.cfg.input_shape)
 
 
