@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import vmf_deploy
-from vmf_deploy.checkpoint import file_sha256
 from vmf_deploy.cli.export import main
 from vmf_deploy.export import pipeline
+from vmf_deploy.manifest import file_sha256
 
 
 def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:

@@ -85,6 +85,18 @@ def test_a_modified_bin_is_refused_by_the_runner(ir_560m, tmp_path: Path) -> Non
         get_runner("openvino-cpu").load(xml)
 
 
+def test_the_runner_checks_the_manifest_without_importing_torch(ir_560m) -> None:
+    """The sha256 check used to import torch (via vmf_deploy.checkpoint): 183 MB of the runner's peak RSS."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from vmf_deploy.runners import get_runner; "
+            f"r = get_runner('openvino-cpu', threads=1); r.load(Path({str(ir_560m.artifact)!r})); "
+            "print(sorted(m for m in ('torch', 'onnx', 'executorch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def frames_reversed(xml: Path, out: Path) -> Path:
     """A copy of the IR whose graph reads its input's frames last to first (a Gather in front of every reader)."""
     import openvino as ov

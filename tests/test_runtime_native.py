@@ -13,9 +13,8 @@ import pytest
 import torch
 from preprocess_reference import reference_video
 
-from vmf_deploy.checkpoint import file_sha256
 from vmf_deploy.labels import kinetics400_labels, labels_path
-from vmf_deploy.manifest import manifest_path, tree_sha256, write_json_atomic
+from vmf_deploy.manifest import file_sha256, manifest_path, tree_sha256, write_json_atomic
 from vmf_deploy.parity import parity_clips
 from vmf_deploy.preprocess import PreprocessSpec, preprocess_video
 from vmf_deploy.runners import RunnerError

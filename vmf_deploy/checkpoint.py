@@ -8,7 +8,6 @@ validated (format, variant, metadata, keys, shapes) before any weight is copied 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -165,15 +164,6 @@ def checkpoint_classes(path: str | os.PathLike) -> tuple[str, ...]:
         f"checkpoint {path} has {num_classes} classes but no class names in its metadata, and only a "
         f"{len(kinetics400_labels())}-class model can fall back to the Kinetics-400 labels: re-save it with "
         f"save_checkpoint(model, path, classes=[...]) naming its {num_classes} classes in index order")
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes (streamed)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_checkpoint(path: str | os.PathLike, variant: str | None = None,

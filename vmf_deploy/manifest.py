@@ -7,6 +7,7 @@ refuse a manifest whose major version they do not know.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -73,8 +74,6 @@ def verify_artifact(artifact: str | os.PathLike, manifest: dict) -> None:
     An artifact of several files (OpenVINO's ``.xml`` + ``.bin``) lists them in ``artifact.files``;
     each is checked and the error names the one that differs.
     """
-    from .checkpoint import file_sha256
-
     artifact = Path(artifact)
     if not artifact.exists():
         raise ManifestError(f"artifact {artifact} not found")
@@ -100,8 +99,6 @@ def verify_artifact(artifact: str | os.PathLike, manifest: dict) -> None:
 
 def files_sha256(files: dict[str, str]) -> str:
     """sha256 over an artifact of several files, from ``{name: sha256 of the file}``: as :func:`tree_sha256`."""
-    import hashlib
-
     h = hashlib.sha256()
     for name in sorted(files):
         h.update(name.encode())
@@ -109,12 +106,17 @@ def files_sha256(files: dict[str, str]) -> str:
     return h.hexdigest()
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes (streamed; importing this module does not import torch)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def tree_sha256(path: str | os.PathLike) -> str:
     """sha256 over a directory artifact (``.mlpackage``): relative paths and file bytes, sorted."""
-    import hashlib
-
-    from .checkpoint import file_sha256
-
     root = Path(path)
     h = hashlib.sha256()
     for f in sorted(p for p in root.rglob("*") if p.is_file()):

@@ -240,7 +240,8 @@ def default_backend(artifact: str | Path) -> str:
 
 def model_from_manifest(manifest: dict) -> object:
     """The PyTorch model an artifact was exported from (seeded init or checkpoint), as its manifest records."""
-    from .checkpoint import CheckpointError, file_sha256, load_checkpoint
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .manifest import file_sha256
     from .models import ConfigError, build_seeded_model, get_config
 
     model_meta = manifest["model"]

@@ -150,8 +150,7 @@ def validate(checkpoint: str | Path, artifacts: list[tuple[Path, str | None]], d
                                       f"{checkpoint} was trained at {list(spec.input_shape)}: export that checkpoint "
                                       "(vmf-export --checkpoint) and validate its artifact")
             predictors.append((path, predictor))
-        from .checkpoint import file_sha256
-        from .manifest import manifest_path, read_manifest
+        from .manifest import file_sha256, manifest_path, read_manifest
 
         digest = file_sha256(checkpoint)
         rows = [ValRow("pytorch", "torch-cpu", "fp32", None, np.zeros((0, len(classes)), np.float32))]

@@ -18,12 +18,12 @@ from typing import Any
 import torch
 
 import vmf_deploy
-from vmf_deploy.checkpoint import CheckpointError, checkpoint_classes, file_sha256, read_checkpoint_metadata
+from vmf_deploy.checkpoint import CheckpointError, checkpoint_classes, read_checkpoint_metadata
 from vmf_deploy.counting import count_flops, count_params
 from vmf_deploy.export.errors import ExportError
 from vmf_deploy.export.targets import INPUT_NAME, OUTPUT_NAME, Target
 from vmf_deploy.labels import LABELS_FILE, kinetics400_labels, labels_path
-from vmf_deploy.manifest import SCHEMA, SCHEMA_VERSION, files_sha256, tree_sha256, validate_manifest
+from vmf_deploy.manifest import SCHEMA, SCHEMA_VERSION, file_sha256, files_sha256, tree_sha256, validate_manifest
 from vmf_deploy.preprocess import PreprocessSpec, spec_for
 
 KINETICS_MEANING = ("unnormalised Kinetics-400 class scores; softmax for probabilities; "
