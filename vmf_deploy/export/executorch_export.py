@@ -235,11 +235,14 @@ def lower_to_executorch(model: nn.Module, example: torch.Tensor, recipe: Any, fu
     start = time.perf_counter()
     from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
 
+    from vmf_deploy.export.edge_passes import idle_edge_passes_skipped
+    from vmf_deploy.export.functional_program import functionalisation_skipped
     from vmf_deploy.export.xnnpack_partitioner import CheckedXnnpackPartitioner
     from vmf_deploy.export.xnnpack_passes import idle_passes_skipped
 
     try:
-        with shared_provenance(), idle_passes_skipped():
+        with (shared_provenance(), functionalisation_skipped(exported), idle_edge_passes_skipped(),
+              idle_passes_skipped()):
             edge = to_edge_transform_and_lower(exported, partitioner=[CheckedXnnpackPartitioner()])
     except Exception as e:  # executorch raises untyped errors naming the op
         raise ExportError(f"ExecuTorch lowering (to_edge_transform_and_lower, XNNPACK) failed: "
