@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from vmf_deploy.bench.machine import cpu_model, isa_flags
+from vmf_deploy.cli.quiet import third_party_output_to
 from vmf_deploy.export.parallel import ExportOutcome, default_jobs, run_exports
 
 RESULTS = Path(__file__).resolve().parent / "results" / "export_matrix.json"
@@ -117,7 +118,7 @@ def main() -> None:
     """Run the matrix, print the table, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variants", nargs="+", default=["560m", "1g", "2g", "5g"])
-    parser.add_argument("--targets", nargs="+", default=["onnx", "executorch", "coreml"])
+    parser.add_argument("--targets", nargs="+", default=["onnx", "executorch", "coreml", "openvino"])
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--jobs", type=int, help="exports at once (default: vmf-export's, one per core)")
     parser.add_argument("--json", type=Path, default=RESULTS)
@@ -131,10 +132,13 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     print(f"{len(cells)} exports, {jobs} at a time, {args.frames} frames, on {record['machine']['cpu']}", flush=True)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="vmf-export-matrix-") as work:
+    log = args.json.with_suffix(".log")
+    log.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vmf-export-matrix-") as work, third_party_output_to(log):
         os.environ["VMF_CACHE"] = str(Path(work) / "cache")  # the gate's reference logits start cold
         outcomes = run_exports(cells, {"out_dir": Path(work), "frames": args.frames, "force": True}, jobs,
                                processes=True)
+    print(f"what the libraries printed (the exports' workers included) is in {log}", flush=True)
     record["wall_seconds"] = round(time.perf_counter() - start, 1)
     record["serial_seconds"] = round(sum(o.seconds for o in outcomes), 1)
     rows.extend(row_of(o, args.frames) for o in outcomes)
