@@ -8,8 +8,9 @@ contains: ``aten.t`` (``NormalizeTransposePass``), view ops left after the view-
 whose tensor operands differ in dtype (``RemoveMixedTypeOperators``). :data:`WORK_TEST` holds, per
 such pass, a test that is true whenever the pass could change the graph, written from the pass's own
 condition; inside :func:`idle_edge_passes_skipped` a pass whose test is false is not run. The tests
-lower models that give each pass work both ways (byte-identical programs), and 560m's program was
-compared the same way (``benchmarks/NOTES.md``).
+lower a model with nothing for the four and models that give the mixed-dtype and symbolic-size passes
+work both ways (same programs), and check the transpose and view tests on hand-built graphs; 560m's
+and 5g's programs were compared the same way (``benchmarks/NOTES.md``).
 """
 
 from __future__ import annotations
