@@ -151,8 +151,9 @@ def test_onnx_int8_from_the_trained_fixture_passes_the_int8_gate(onnx_int8, trai
     assert q["reduce_range"] is True and q["by_op"]["Conv"] == {"int8": 29, "weight_only": 0, "fp32": 1}  # the stem
     assert q["fp32_nodes"]["op type Softmax"] == 17 and q["fp32_nodes"]["inside FrameDyReLU"] > 0
     assert q["fp32_nodes"]["inside Stem"] >= 1
+    assert q["fp32_nodes"]["computes a graph output"] == 1  # the classifier: int8 in, fp32 logits out
     # the DyReLU's MLP: fp32 arithmetic on int8 weights (per channel, behind a DequantizeLinear)
-    assert q["fp32_module_weights"] == "int8" and q["weight_only_int8"] == 64
+    assert q["fp32_module_weights"] == "int8" and q["weight_only_int8"] == 65  # and the classifier's
     assert q["by_op"]["MatMul"]["weight_only"] == 48 and q["by_op"]["Gemm"]["weight_only"] == 16
     assert q["layer_errors"]["method"].startswith("onnxruntime qdq_loss_debug")
     from vmf_deploy.bench.artifacts import artifact_precision
@@ -224,6 +225,7 @@ def test_executorch_int8_is_fully_delegated_int8_and_passes_the_gate(executorch_
     assert q["by_op"]["aten.bmm"]["int8"] == 0  # attention products stay fp32
     assert "blocks.0.mobile.act1" in q["fp32_module_paths"]
     assert {"blocks.0.former.norm1", "blocks.0.mobile_to_former.norm"} <= set(q["fp32_module_paths"])  # LayerNorm
+    assert q["fp32_outputs"] is True and any(name.startswith("linear") for name in q["fp32_output_nodes"])
     assert q["layer_errors"]["method"].startswith("torchao numeric debugger")
     assert [name for name, _ in result.steps].count("quantize") == 1
 

@@ -286,9 +286,11 @@ def lower(job: LoweringJob) -> Lowered:
         steps.progress("lower", None)
     quantize = None
     if quant:
-        from vmf_deploy.quantize.pt2e_xnnpack import fp32_module_paths, quantize_exported
+        from vmf_deploy.quantize.pt2e_xnnpack import fp32_module_paths, output_nodes, quantize_exported
 
         def quantize(exported: Any, example: torch.Tensor) -> Any:
+            if quant.options["fp32_outputs"]:
+                quant.summary["fp32_output_nodes"] = output_nodes(exported.graph)
             program, quant.layers = quantize_exported(exported, example, quant.calibration.clips, quant.options,
                                                       quant.classes)
             return program
@@ -296,7 +298,8 @@ def lower(job: LoweringJob) -> Lowered:
         quant.layer_diff_method = LAYER_DIFF_METHOD
         quant.summary = {"scheme": "torchao PT2E, XNNPACKQuantizer symmetric (int8 weights and activations)",
                          "per_channel": quant.options["per_channel"],
-                         "fp32_module_paths": fp32_module_paths(quant.classes, quant.options["fp32_modules"])}
+                         "fp32_module_paths": fp32_module_paths(quant.classes, quant.options["fp32_modules"]),
+                         "fp32_outputs": quant.options["fp32_outputs"]}
     program = lower_to_executorch(job.model, torch.zeros(job.shape), job.recipe, fuse=job.fuse, quantize=quantize)
     if quant:
         quant.summary.update(program.delegation.pop("precision"))

@@ -122,12 +122,14 @@ QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "fp32_attention_matmuls": _BOOL,
         "fp32_modules": _str_list(),
         "fp32_module_weights": _one_of("int8", "fp32"),
+        "fp32_outputs": _BOOL,
     },
     "executorch": {
         "scheme": _one_of("pt2e-xnnpack"),
         "per_channel": _BOOL,
         "calibration_clips": _CLIPS,
         "fp32_modules": _str_list(),
+        "fp32_outputs": _BOOL,
     },
     "openvino": {
         "scheme": _one_of("nncf-ptq"),

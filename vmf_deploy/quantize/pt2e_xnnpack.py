@@ -6,7 +6,8 @@ frames-in-the-batch form (``vmf_deploy.rewrites.frames_to_batch``), never a Conv
 then the usual XNNPACK lowering. The quantizer's symmetric config gives int8 per-channel
 weights and int8 per-tensor activations (histogram-calibrated) for conv, linear, add, mul,
 cat and pooling; ``bmm``, softmax, division and the sigmoids stay fp32. Modules of the
-recipe's ``fp32_modules`` classes are not annotated at all.
+recipe's ``fp32_modules`` classes are not annotated at all, nor, with ``fp32_outputs``, the
+ops that compute the program's outputs (the classifier linear and any view after it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from .layer_diff import LayerError
 
 DEQUANTIZE_OPS = ("quantized_decomposed.dequantize_per_tensor", "quantized_decomposed.dequantize_per_channel")
 QUANTIZE_OPS = ("quantized_decomposed.quantize_per_tensor",)
+VIEW_OPS = ("aten.view", "aten.reshape", "aten._unsafe_view", "aten.squeeze", "aten.unsqueeze", "aten.permute",
+            "aten.flatten", "aten.clone", "aten.alias")
+"""Ops that only move their input's values: the walk back from an output goes through them."""
 
 
 def fp32_module_paths(classes: dict[str, str], fp32_modules: Sequence[str]) -> list[str]:
@@ -67,11 +71,13 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
     quantizer = XNNPACKQuantizer()
     quantizer.set_global(get_symmetric_quantization_config(is_per_channel=options["per_channel"]))
     kept = [get_module_name_filter(path) for path in fp32_module_paths(classes, options["fp32_modules"])]
-    if kept:  # set_module_name(path, None) is not supported: filter the nodes of those modules out instead
-        quantizer.set_filter_function(lambda node: not any(inside(node) for inside in kept))
     generate_numeric_debug_handle(exported)
     reference = exported.module()
-    prepared = prepare_pt2e(exported.module(), quantizer)
+    model = exported.module()
+    outputs = set(output_nodes(model.graph)) if options.get("fp32_outputs", False) else set()  # older manifests lack it
+    if kept or outputs:  # set_module_name(path, None) is not supported: filter those nodes out instead
+        quantizer.set_filter_function(lambda node: node.name not in outputs and not any(inside(node) for inside in kept))
+    prepared = prepare_pt2e(model, quantizer)
     with torch.no_grad():
         for clip in clips:
             prepared(_tensor(clip))
@@ -80,6 +86,20 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
     layers = layer_diff(reference, converted, clips[:diff_clips]) if diff_clips else []
     with torch.no_grad():
         return torch.export.export(converted, (example,), strict=False), layers
+
+
+def output_nodes(graph: torch.fx.Graph) -> list[str]:
+    """Names of the nodes that compute ``graph``'s outputs: each output's producer, walked back
+    through :data:`VIEW_OPS` to the first node that computes, that one included."""
+    names: list[str] = []
+    for output in graph.find_nodes(op="output"):
+        for node in output.all_input_nodes:
+            while node.op == "call_function" and node.name not in names:
+                names.append(node.name)
+                if ".".join(str(node.target).split(".")[:2]) not in VIEW_OPS or not node.all_input_nodes:
+                    break
+                node = node.all_input_nodes[0]
+    return names
 
 
 def _tensor(clip: np.ndarray) -> torch.Tensor:
