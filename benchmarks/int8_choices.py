@@ -1,6 +1,9 @@
 """What each "keep it fp32" choice of the int8 ONNX recipe costs and gains, measured side by side.
 
     .venv/bin/python benchmarks/int8_choices.py --checkpoint runs/reference-560m/last.safetensors
+    .venv/bin/python benchmarks/int8_choices.py --frames 64 --calibration-clips 6 --rounds 12 \
+        --only "recipe (softmax, attention matmuls, DyReLU, logits fp32)" "logits quantized too (fp32_outputs off)" \
+        --out benchmarks/results/int8_choices_latency_64f.json       # seeded init: latency only
 
 The checkpoint is exported to fp32 ONNX once (``vmf-export``'s pipeline), then quantized with
 ``vmf_deploy.quantize.onnx_qdq.quantize_onnx`` under variants of ``export/onnx.toml``'s
@@ -8,7 +11,7 @@ The checkpoint is exported to fp32 ONNX once (``vmf-export``'s pipeline), then q
 judged as the int8 gate judges (centered SQNR, top-1 agreement, accuracy on the 240 labelled
 gate-split clips) and timed: every variant and fp32 loaded in onnxruntime (2 threads) and run
 in turns on one clip, medians over the rounds. Prints a table, writes
-``benchmarks/results/int8_choices.json``.
+``benchmarks/results/int8_choices.json`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -24,13 +27,16 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "int8_choices.json"
 
 VARIANTS: dict[str, dict] = {
-    "recipe (softmax, attention matmuls, DyReLU fp32)": {},
+    "recipe (softmax, attention matmuls, DyReLU, logits fp32)": {},
+    "logits quantized too (fp32_outputs off)": {"fp32_outputs": False},
     "DyReLU quantized too": {"fp32_modules": []},
     "softmax quantized too": {"fp32_op_types": []},
     "attention matmuls quantized too": {"fp32_attention_matmuls": False},
     "everything quantized": {"fp32_op_types": [], "fp32_attention_matmuls": False, "fp32_modules": []},
     "reduce_range off": {"reduce_range": False},
     "percentile calibration": {"calibration_method": "percentile"},
+    "element-wise ops fp32 too": {"fp32_op_types": ["Softmax", "Mul", "Add", "Sub", "Relu", "HardSigmoid", "Clip",
+                                                    "ReduceMean", "Div"]},
     "convolutions only": {"fp32_op_types": ["Softmax", "Mul", "Max", "Add", "Relu", "Gemm", "MatMul", "Concat",
                                             "Sub", "HardSigmoid", "ReduceMean"]},
 }
@@ -39,9 +45,14 @@ VARIANTS: dict[str, dict] = {
 def main(argv: list[str] | None = None) -> int:
     """Quantize each variant, judge it, time it, print and write the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--checkpoint", type=Path, help="a trained checkpoint; without it the seeded init (latency "
+                        "only: its SQNR and agreement mean nothing)")
     parser.add_argument("--variant", default="560m")
+    parser.add_argument("--frames", type=int, help="clip length (default: the checkpoint's / variant's)")
+    parser.add_argument("--calibration-clips", type=int, help="default: the recipe's")
+    parser.add_argument("--only", nargs="+", choices=sorted(VARIANTS), help="these variants only")
     parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"JSON written (default {RESULTS})")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(REPO / "benchmarks"))
@@ -65,17 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        fp32 = export_model(args.variant, "onnx", work, checkpoint=args.checkpoint)
-        model = load_model(args.variant, args.checkpoint, None)
+        fp32 = export_model(args.variant, "onnx", work, checkpoint=args.checkpoint, frames=args.frames)
+        model = load_model(args.variant, args.checkpoint, args.frames)
         classes = {name: type(m).__name__ for name, m in model.named_modules()}
         shape = tuple(fp32.manifest["input"]["shape"])
         spec = PreprocessSpec.from_dict(fp32.manifest["preprocessing"])
-        calibration = load_calibration("synthetic", spec, recipe.quantization["calibration_clips"])
-        clips = gate_clips(shape, recipe.heldout_clips)
+        calibration = load_calibration("synthetic", spec,
+                                       args.calibration_clips or recipe.quantization["calibration_clips"])
+        clips = gate_clips(shape, recipe.heldout_clips if args.checkpoint else 4)  # seeded: nothing to judge
         labels = [label_of(i) for i in range(len(clips))]
         reference = reference_logits(model, clips)
         artifacts = {"fp32": fp32.artifact}
         for name, change in VARIANTS.items():
+            if args.only and name not in args.only:
+                continue
             path = work / f"v{len(artifacts)}.onnx"
             summary = quantize_onnx(fp32.artifact, path, calibration.clips, {**recipe.quantization, **change},
                                     classes, work)
@@ -88,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                          "size_bytes": path.stat().st_size})
             print(f"{name}: {report.centered_sqnr_db:.1f} dB, agreement {report.top1_agreement:.1%}", flush=True)
         clip = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        ms = interleaved_ms(artifacts, "onnxruntime-cpu", clip, args.rounds, 2)
+        ms = interleaved_ms(artifacts, "onnxruntime-cpu", clip, args.rounds, block=5, threads=2)
     for row in rows:
         row["ms"], row["over_fp32"] = ms[row["variant"]], ms[row["variant"]] / ms["fp32"]
     machine = describe(host_device_info())
@@ -98,12 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         nodes = f"{r['compute_nodes']['int8']}/{r['compute_nodes']['fp32']}"
         print(f"{r['variant']:<50}{nodes:>16}{r['centered_sqnr_db']:9.1f}{r['top1_agreement']:8.1%}"
               f"{r['accuracy']:10.1%}{r['ms']:7.1f}{r['over_fp32']:7.2f}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                    "machine": machine, "checkpoint": str(args.checkpoint), "input_shape": shape,
                                    "fp32_ms": ms["fp32"], "reference_accuracy": rows[0]["reference_accuracy"],
                                    "rows": rows}, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    print(f"wrote {args.out}")
     return 0
 
 
