@@ -90,6 +90,14 @@ def test_quantization_tables_are_validated(tmp_path: Path) -> None:
         path.write_text(text.replace(old, new))
         with pytest.raises(ExportError, match=match):
             load_recipe(get_target("onnx"), path)
+    text = (RECIPES_DIR / "executorch.toml").read_text()
+    for old, new, match in [('calibration_method = "minmax"', 'calibration_method = "entropy"', "calibration_method"),
+                            ('calibration_method = "minmax"\n', '', "lacks")]:
+        assert old in text, f"the recipe no longer has {old!r}: update this case"
+        path = tmp_path / "e.toml"
+        path.write_text(text.replace(old, new))
+        with pytest.raises(ExportError, match=match):
+            load_recipe(get_target("executorch"), path)
     for target in ("onnx", "executorch", "coreml"):
         recipe = load_recipe(get_target(target))
         assert recipe.quantization and recipe.tolerance("int8").min_top1_agreement > 0
@@ -226,6 +234,7 @@ def test_executorch_int8_is_fully_delegated_int8_and_passes_the_gate(executorch_
     assert "blocks.0.mobile.act1" in q["fp32_module_paths"]
     assert {"blocks.0.former.norm1", "blocks.0.mobile_to_former.norm"} <= set(q["fp32_module_paths"])  # LayerNorm
     assert q["fp32_outputs"] is True and any(name.startswith("linear") for name in q["fp32_output_nodes"])
+    assert q["calibration_method"] == "minmax"
     assert q["layer_errors"]["method"].startswith("torchao numeric debugger")
     assert [name for name, _ in result.steps].count("quantize") == 1
 

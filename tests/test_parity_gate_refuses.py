@@ -5,9 +5,13 @@ export; its manifest's ``model.source`` says which model to rebuild as the refer
 copied and tampered with once per module (``tests/tamper.py``); then
 ``parity_gate.run_gate`` in onnxruntime CPU must refuse every tampered copy under every
 ``[parity.tolerance.*]`` table of ``export/*.toml``, and pass the untampered copy under each of
-them. Under the fp32 and fp16 tables the centered SQNR alone refuses every tamper. The int8
-tables' 9 dB is looser than what a tamper costs the trained fixture on some CPUs (frames shifted:
-cosine 0.44, max relative error 1.04, CI 2026-12-03), so there the refusal may come from any limit.
+them. On the seeded init, whose logits barely move between clips so that the per-clip limits
+alone would let a tamper through, the centered SQNR refuses every tamper under the fp32 and fp16
+tables. On the trained fixture, and under the int8 tables' 9 dB, the refusal may come from any
+limit: the fixture differs with the CPU it was trained on, and so does what a tamper costs it on
+the gate's 9 clips (tokens zeroed, fixture trained on an AMD Zen 5, 2026-12-05: centered SQNR
+24.7 dB, above fp16's 20 dB, refused by cosine 0.907, top-1 77.8% and max relative error 0.75;
+frames shifted under int8: cosine 0.44, max relative error 1.04, CI 2026-12-03).
 """
 
 from __future__ import annotations
@@ -140,7 +144,7 @@ def test_gate_refuses_the_tampered_artifact(case: GateCase, tamper: str, target:
     with pytest.raises(ExportError, match="parity gate refused") as info:
         _gate(case, tamper, recipe, precision)
     reasons = str(info.value).split(" (max abs error")[0]
-    if precision == "int8":
+    if precision == "int8" or case.name == "trained_fixture":
         assert any(limit in reasons for limit in ("centered SQNR", "cosine", "top-1", "relative error")), reasons
     else:
         assert "centered SQNR" in reasons

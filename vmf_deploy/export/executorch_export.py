@@ -298,6 +298,7 @@ def lower(job: LoweringJob) -> Lowered:
         quant.layer_diff_method = LAYER_DIFF_METHOD
         quant.summary = {"scheme": "torchao PT2E, XNNPACKQuantizer symmetric (int8 weights and activations)",
                          "per_channel": quant.options["per_channel"],
+                         "calibration_method": quant.options["calibration_method"],
                          "fp32_module_paths": fp32_module_paths(quant.classes, quant.options["fp32_modules"]),
                          "fp32_outputs": quant.options["fp32_outputs"]}
     program = lower_to_executorch(job.model, torch.zeros(job.shape), job.recipe, fuse=job.fuse, quantize=quantize)

@@ -127,6 +127,7 @@ QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
     "executorch": {
         "scheme": _one_of("pt2e-xnnpack"),
         "per_channel": _BOOL,
+        "calibration_method": _one_of("minmax", "histogram"),
         "calibration_clips": _CLIPS,
         "fp32_modules": _str_list(),
         "fp32_outputs": _BOOL,

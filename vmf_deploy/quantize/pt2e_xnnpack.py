@@ -4,8 +4,10 @@ XNNPACK has no 3D convolution, so the model quantized is the ``executorch`` modu
 frames-in-the-batch form (``vmf_deploy.rewrites.frames_to_batch``), never a Conv3d:
 ``torch.export`` → ``prepare_pt2e`` → calibration → ``convert_pt2e`` → ``torch.export`` again,
 then the usual XNNPACK lowering. The quantizer's symmetric config gives int8 per-channel
-weights and int8 per-tensor activations (histogram-calibrated) for conv, linear, add, mul,
-cat and pooling; ``bmm``, softmax, division and the sigmoids stay fp32. Modules of the
+weights and int8 per-tensor activations for conv, linear, add, mul, cat and pooling; ``bmm``,
+softmax, division and the sigmoids stay fp32. The recipe's ``calibration_method`` picks the
+activations' observer: ``minmax`` (the calibration clips' full range) or ``histogram`` (the
+quantizer's default, which clips the range to minimise the calibration clips' rounding error). Modules of the
 recipe's ``fp32_modules`` classes are not annotated at all, nor, with ``fp32_outputs``, the
 ops that compute the program's outputs (the classifier linear and any view after it).
 """
@@ -27,6 +29,8 @@ QUANTIZE_OPS = ("quantized_decomposed.quantize_per_tensor",)
 VIEW_OPS = ("aten.view", "aten.reshape", "aten._unsafe_view", "aten.squeeze", "aten.unsqueeze", "aten.permute",
             "aten.flatten", "aten.clone", "aten.alias")
 """Ops that only move their input's values: the walk back from an output goes through them."""
+ACTIVATION_OBSERVERS = ("minmax", "histogram")
+"""``[quantization] calibration_method`` values: the activations' observer."""
 
 
 def fp32_module_paths(classes: dict[str, str], fp32_modules: Sequence[str]) -> list[str]:
@@ -53,6 +57,23 @@ def _contiguous_constants(module: torch.nn.Module) -> None:
             setattr(module, name, value.contiguous().clone())
 
 
+def quantization_config(per_channel: bool, calibration_method: str) -> Any:
+    """``XNNPACKQuantizer``'s symmetric int8 config with the activations observed by ``calibration_method``."""
+    from dataclasses import replace
+
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
+    from torchao.quantization.pt2e import MinMaxObserver
+
+    if calibration_method not in ACTIVATION_OBSERVERS:
+        raise ValueError(f"calibration_method must be one of {ACTIVATION_OBSERVERS}, got {calibration_method!r}")
+    config = get_symmetric_quantization_config(is_per_channel=per_channel)
+    if calibration_method == "histogram":
+        return config
+    eps = config.input_activation.observer_or_fake_quant_ctr.p.keywords["eps"]  # a PartialWrapper of a partial
+    activations = replace(config.input_activation, observer_or_fake_quant_ctr=MinMaxObserver.with_args(eps=eps))
+    return replace(config, input_activation=activations, output_activation=activations)
+
+
 def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.ndarray], options: dict,
                       classes: dict[str, str], diff_clips: int = 2) -> tuple[Any, list[LayerError]]:
     """PT2E-quantize an ``ExportedProgram`` of the frames model: the re-exported quantized program and its layer diff.
@@ -63,13 +84,12 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
     """
     from torchao.quantization.pt2e import generate_numeric_debug_handle
 
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
-                                                                         get_module_name_filter,
-                                                                         get_symmetric_quantization_config)
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_module_name_filter
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     quantizer = XNNPACKQuantizer()
-    quantizer.set_global(get_symmetric_quantization_config(is_per_channel=options["per_channel"]))
+    method = options.get("calibration_method", "histogram")  # manifests older than the key were histogram-calibrated
+    quantizer.set_global(quantization_config(options["per_channel"], method))
     kept = [get_module_name_filter(path) for path in fp32_module_paths(classes, options["fp32_modules"])]
     generate_numeric_debug_handle(exported)
     reference = exported.module()
