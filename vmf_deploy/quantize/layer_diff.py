@@ -12,6 +12,12 @@ fp32 graph. Two SQNRs per tensor:
 
 The layers a failing gate prints are the ones with the lowest ``local_db`` and the steepest
 ``sqnr_db`` drops; each row names the module of the reference model it belongs to.
+
+``qdq_loss_debug``'s ``collect_activations`` keeps every intermediate tensor of every clip of a
+graph (5g at 64 × 224²: killed at 24 GiB on 4 clips; one clip of both graphs still peaked at 23 GiB).
+Here both graphs run once per clip and per group of tensors of at most :data:`CHUNK_BYTES`
+(onnxruntime computes only the outputs asked for), and only each tensor's sums of squares are
+kept: the same SQNRs as ``compute_activation_error`` over the concatenated clips.
 """
 
 from __future__ import annotations
@@ -20,11 +26,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .onnx_modules import node_modules
 from .onnx_qdq import ClipReader, quiet_quantizer
+
+CHUNK_BYTES = 1 << 30
+"""At most this many bytes of intermediate tensors are fetched from one run of a graph."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,86 @@ def _finite(value: float) -> float:
     return float(value) if math.isfinite(value) else (200.0 if value > 0 else -200.0)
 
 
+def _sqnr_db(signal: float, noise: float) -> float:
+    """``20·log10(‖x‖ / ‖x − y‖)`` from the sums of squares, with ``qdq_loss_debug``'s epsilon."""
+    eps = float(np.finfo("float").eps)
+    return _finite(20 * math.log10(max(math.sqrt(signal), eps) / max(math.sqrt(noise), eps)))
+
+
+def _add_squares(sums: list[float], reference: np.ndarray, candidate: np.ndarray) -> None:
+    """Add ``‖reference‖²`` and ``‖reference − candidate‖²`` (float64) to ``sums``."""
+    ref = np.asarray(reference, np.float64).ravel()
+    diff = ref - np.asarray(candidate, np.float64).ravel()
+    sums[0] += float(ref @ ref)
+    sums[1] += float(diff @ diff)
+
+
+def tensor_bytes(proto: Any) -> dict[str, int]:
+    """float32 bytes of every tensor of ``proto`` whose shape is known (shape inference's ``value_info``)."""
+    sizes = {}
+    for info in [*proto.graph.input, *proto.graph.value_info, *proto.graph.output]:
+        dims = info.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            sizes[info.name] = 4 * math.prod(d.dim_value for d in dims)
+    return sizes
+
+
+def _chunks(names: Sequence[str], sizes: dict[str, int], default: int, budget: int) -> list[list[str]]:
+    """``names`` in order, grouped so that each group's ``sizes`` (``default`` when unknown) sum to at most ``budget``."""
+    groups: list[list[str]] = [[]]
+    total = 0
+    for name in names:
+        size = sizes.get(name, default)
+        if groups[-1] and total + size > budget:
+            groups.append([])
+            total = 0
+        groups[-1].append(name)
+        total += size
+    return [group for group in groups if group]
+
+
+def activation_errors(float_aug: Path, qdq_aug: Path, clips: Sequence[np.ndarray], sizes: dict[str, int],
+                      budget: int = CHUNK_BYTES) -> dict[str, dict[str, float]]:
+    """``compute_activation_error``'s ``{tensor: {"qdq_err", "xmodel_err"}}`` (dB) over ``clips``, in bounded memory.
+
+    ``float_aug`` / ``qdq_aug``: the graphs with every intermediate tensor as an output
+    (``modify_model_output_intermediate_tensors``); ``sizes``: each tensor's bytes in the float graph
+    (:func:`tensor_bytes`), which sets how many are fetched per run (a matched tensor is fetched
+    three times: float, before and after its quantize-dequantize).
+    """
+    import onnxruntime as ort
+    from onnxruntime.quantization.qdq_loss_debug import _TENSOR_SAVE_POSTFIX, create_activation_matching
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # as collect_activations
+    sessions = {kind: ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+                for kind, path in (("float", float_aug), ("qdq", qdq_aug))}
+    saved = {kind: {out.name[:-len(_TENSOR_SAVE_POSTFIX)]: out.name for out in session.get_outputs()
+                    if out.name.endswith(_TENSOR_SAVE_POSTFIX)} for kind, session in sessions.items()}
+    matching = create_activation_matching({name: [name] for name in saved["qdq"]},  # names in place of values
+                                          {name: [name] for name in saved["float"]})
+    sums: dict[str, dict[str, list[float]]] = {name: {"qdq_err": [0.0, 0.0]} for name in matching}
+    default = 4 * math.prod(np.shape(clips[0])) if clips else 0
+    for group in _chunks(list(matching), {n: 3 * b for n, b in sizes.items()}, 3 * default, budget):
+        float_names = [matching[n]["float"][0] for n in group if matching[n].get("float")]
+        qdq_names = sorted({matching[n][k][0] for n in group for k in ("pre_qdq", "post_qdq")})
+        for feed in ClipReader(clips):
+            values = dict(zip(qdq_names, sessions["qdq"].run([saved["qdq"][n] for n in qdq_names], feed),
+                              strict=True))
+            if float_names:
+                values.update({("float", n): v for n, v in zip(
+                    float_names, sessions["float"].run([saved["float"][n] for n in float_names], feed), strict=True)})
+            for name in group:
+                match = matching[name]
+                post = values[match["post_qdq"][0]]
+                _add_squares(sums[name]["qdq_err"], values[match["pre_qdq"][0]], post)
+                if match.get("float"):
+                    _add_squares(sums[name].setdefault("xmodel_err", [0.0, 0.0]),
+                                 values[("float", match["float"][0])], post)
+            del values
+    return {name: {key: _sqnr_db(*pair) for key, pair in tensor.items()} for name, tensor in sums.items()}
+
+
 def onnx_layer_diff(float_path: Path, qdq_path: Path, clips: Sequence[np.ndarray], module_paths: set[str],
                     work_dir: Path) -> list[LayerError]:
     """Every quantized tensor of ``qdq_path`` against ``float_path`` (the graph it was quantized from), on ``clips``.
@@ -62,21 +152,17 @@ def onnx_layer_diff(float_path: Path, qdq_path: Path, clips: Sequence[np.ndarray
     ``float_path`` must be the graph ``quantize_static`` read (tensor names are matched).
     """
     import onnx
-    from onnxruntime.quantization.qdq_loss_debug import (collect_activations, compute_activation_error,
-                                                         create_activation_matching,
-                                                         modify_model_output_intermediate_tensors)
+    from onnxruntime.quantization.qdq_loss_debug import modify_model_output_intermediate_tensors
 
+    proto = onnx.load(str(float_path))
     float_aug, qdq_aug = work_dir / "float-debug.onnx", work_dir / "qdq-debug.onnx"
     with quiet_quantizer():
         modify_model_output_intermediate_tensors(str(float_path), str(float_aug))
         modify_model_output_intermediate_tensors(str(qdq_path), str(qdq_aug))
-        float_acts = collect_activations(str(float_aug), ClipReader(clips))
-        qdq_acts = collect_activations(str(qdq_aug), ClipReader(clips))
+        errors = activation_errors(float_aug, qdq_aug, clips, tensor_bytes(proto))
     float_aug.unlink(missing_ok=True)
     qdq_aug.unlink(missing_ok=True)
-    errors = compute_activation_error(create_activation_matching(qdq_acts, float_acts))
 
-    proto = onnx.load(str(float_path))
     producers = {out: (i, node) for i, node in enumerate(proto.graph.node) for out in node.output}
     modules = node_modules(proto.graph, module_paths)
     rows = []
@@ -86,8 +172,8 @@ def onnx_layer_diff(float_path: Path, qdq_path: Path, clips: Sequence[np.ndarray
             tensor=tensor, node=node.name if node is not None else "(graph input)",
             op_type=node.op_type if node is not None else "input",
             module=modules.get(node.name, "") if node is not None else "input",
-            sqnr_db=_finite(err["xmodel_err"]),
-            local_db=_finite(err["qdq_err"]) if "qdq_err" in err else None)))
+            sqnr_db=err["xmodel_err"],
+            local_db=err.get("qdq_err"))))
     return [row for _, row in sorted(rows, key=lambda r: r[0])]
 
 
