@@ -110,14 +110,16 @@ def gate_clips(input_shape: tuple[int, ...], count: int, seed: int = 0) -> list[
 
     Consecutive indices, so any six clips cover six different classes.
     """
+    return [gate_clip(input_shape, i, seed) for i in range(count)]
+
+
+def gate_clip(input_shape: tuple[int, ...], index: int, seed: int = 0) -> np.ndarray:
+    """Clip ``index`` of :func:`gate_clips`, rendered alone (its batch rows are samples ``index·B`` onwards)."""
     b, c, t, h, w = input_shape
     if c != 3:
         raise ValueError(f"synthetic clips are RGB; the input shape {tuple(input_shape)} has {c} channels")
-    clips = []
-    for i in range(count):
-        batch = [normalise(render_clip(i * b + j, "gate", seed, t, (h, w)).frames) for j in range(b)]
-        clips.append(np.concatenate(batch, axis=0))
-    return clips
+    return np.concatenate([normalise(render_clip(index * b + j, "gate", seed, t, (h, w)).frames) for j in range(b)],
+                          axis=0)
 
 
 # ----- rendering -------------------------------------------------------------------------------
