@@ -174,13 +174,21 @@ def compute_precision(ov_model: Any) -> dict:
             "by_op": {op: {"int8": c["int8"], "fp32": c["fp32"]} for op, c in sorted(by_op.items())}}
 
 
-def _sqnr_db(reference: np.ndarray, other: np.ndarray) -> float:
-    """``20 log10(|reference| / |reference - other|)`` (onnxruntime's ``qdq_loss_debug`` definition), capped."""
-    noise = float(np.linalg.norm(reference - other))
-    signal = float(np.linalg.norm(reference))
-    if noise == 0:
+def _sqnr_db(signal_squares: float, noise_squares: float) -> float:
+    """``20 log10(|reference| / |reference - other|)`` (onnxruntime's ``qdq_loss_debug`` definition) from the
+    sums of squares of ``reference`` and of ``reference - other``, capped at ±200 dB."""
+    if noise_squares == 0:
         return 200.0
-    return float(np.clip(20 * np.log10(max(signal, 1e-30) / noise), -200.0, 200.0))
+    ratio = max(float(np.sqrt(signal_squares)), 1e-30) / float(np.sqrt(noise_squares))
+    return float(np.clip(20 * np.log10(ratio), -200.0, 200.0))
+
+
+def _add_squares(sums: list[float], reference: Any, other: Any) -> None:
+    """Add ``|reference|²`` and ``|reference - other|²`` (float64) to ``sums``."""
+    ref = np.asarray(reference, dtype=np.float64).ravel()
+    diff = ref - np.asarray(other, dtype=np.float64).ravel()
+    sums[0] += float(ref @ ref)
+    sums[1] += float(diff @ diff)
 
 
 def openvino_layer_diff(fp32_model: Any, int8_model: Any, modules: dict[str, str],
@@ -212,15 +220,8 @@ def openvino_layer_diff(fp32_model: Any, int8_model: Any, modules: dict[str, str
     int8_outputs = [int8_by_name[fq.get_friendly_name()].output(0) for fq, _, _ in taps]
     int8_inputs = [int8_by_name[fq.get_friendly_name()].input_value(0) for fq, _, _ in taps]
 
-    def gather(compiled: Any, outputs: list) -> list[np.ndarray]:
-        model_outputs = compiled.outputs
-        keys = [next(o for o in model_outputs if o.get_any_name() in out.get_names()) for out in outputs]
-        values: list[list[np.ndarray]] = [[] for _ in outputs]
-        for clip in clips:
-            result = compiled(np.ascontiguousarray(clip, dtype=np.float32))
-            for slot, key in zip(values, keys, strict=True):
-                slot.append(np.array(result[key], dtype=np.float64).ravel())
-        return [np.concatenate(v) for v in values]
+    def keys(compiled: Any, outputs: list) -> list:
+        return [next(o for o in compiled.outputs if o.get_any_name() in out.get_names()) for out in outputs]
 
     for outputs in (fp32_outputs, int8_outputs, int8_inputs):  # an output needs a name to be fetched by
         for out in outputs:
@@ -231,12 +232,20 @@ def openvino_layer_diff(fp32_model: Any, int8_model: Any, modules: dict[str, str
     int8.add_outputs(int8_outputs + int8_inputs)
     fp32_compiled = core.compile_model(fp32, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     int8_compiled = core.compile_model(int8, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    reference = gather(fp32_compiled, fp32_outputs)
-    quantized = gather(int8_compiled, int8_outputs + int8_inputs)
+    fp32_keys, int8_keys = keys(fp32_compiled, fp32_outputs), keys(int8_compiled, int8_outputs + int8_inputs)
+    network = [[0.0, 0.0] for _ in taps]  # fp32 tensor vs quantized one, summed over the clips
+    local = [[0.0, 0.0] for _ in taps]  # the int8 IR's tensor before vs after its FakeQuantize
+    for clip in clips:  # one clip's taps in memory at a time (5g at 64 × 224²: gigabytes per clip)
+        clip = np.ascontiguousarray(clip, dtype=np.float32)
+        reference, quantized = fp32_compiled(clip), int8_compiled(clip)
+        for k in range(len(taps)):
+            after = quantized[int8_keys[k]]
+            _add_squares(network[k], reference[fp32_keys[k]], after)
+            _add_squares(local[k], quantized[int8_keys[len(taps) + k]], after)
+        del reference, quantized
     rows = []
     for k, (_, producer, _) in enumerate(taps):
         name, kind = producer.get_friendly_name(), producer.get_type_name()
         rows.append(LayerError(tensor=f"{name}:{taps[k][2]}", node=name, op_type=kind, module=modules.get(name, ""),
-                               sqnr_db=_sqnr_db(reference[k], quantized[k]),
-                               local_db=_sqnr_db(quantized[len(taps) + k], quantized[k])))
+                               sqnr_db=_sqnr_db(*network[k]), local_db=_sqnr_db(*local[k])))
     return rows
