@@ -31,6 +31,13 @@ def _calibration_clips() -> list[np.ndarray]:
     return clips
 
 
+def _quantized(model: torch.nn.Module, clips: list[np.ndarray], **method: str):
+    """``model`` quantized by :func:`quantize_exported`, calibrated on ``clips`` (``calibration_method`` if given)."""
+    example = torch.from_numpy(clips[0])
+    options = {"per_channel": True, "fp32_modules": [], "fp32_outputs": False, **method}
+    return quantize_exported(torch.export.export(model, (example,), strict=False), example, clips, options, {}, 0)[0]
+
+
 def _input_scale(program) -> float:
     """The scale of the int8 tensor the program's input is quantized to."""
     node = next(n for n in program.graph.nodes if n.op == "call_function" and "quantize_per_tensor" in str(n.target))
@@ -52,13 +59,9 @@ def test_minmax_keeps_the_calibration_range_where_histogram_clips_it() -> None:
     torch.manual_seed(0)
     model = PointwiseHead().eval()
     clips = _calibration_clips()
-    example = torch.from_numpy(clips[1])
-    options = {"per_channel": True, "fp32_modules": [], "fp32_outputs": False}
     programs, errors = {}, {}
     for method in ("minmax", "histogram"):
-        exported = torch.export.export(model, (example,), strict=False)
-        programs[method], _ = quantize_exported(exported, example, clips, {**options, "calibration_method": method},
-                                                classes={}, diff_clips=0)
+        programs[method] = _quantized(model, clips, calibration_method=method)
         wide = torch.from_numpy(clips[5])
         with torch.no_grad():
             errors[method] = float((programs[method].module()(wide) - model(wide)).abs().max())
@@ -72,11 +75,7 @@ def test_a_manifest_without_the_key_rebuilds_as_histogram() -> None:
     torch.manual_seed(0)
     model = PointwiseHead().eval()
     clips = _calibration_clips()
-    example = torch.from_numpy(clips[0])
-    options = {"per_channel": True, "fp32_modules": [], "fp32_outputs": False}
-    old = quantize_exported(torch.export.export(model, (example,), strict=False), example, clips, options, {}, 0)[0]
-    histogram = quantize_exported(torch.export.export(model, (example,), strict=False), example, clips,
-                                  {**options, "calibration_method": "histogram"}, {}, 0)[0]
-    minmax = quantize_exported(torch.export.export(model, (example,), strict=False), example, clips,
-                               {**options, "calibration_method": "minmax"}, {}, 0)[0]
+    old = _quantized(model, clips)
+    histogram = _quantized(model, clips, calibration_method="histogram")
+    minmax = _quantized(model, clips, calibration_method="minmax")
     assert _input_scale(old) == _input_scale(histogram) < _input_scale(minmax)

@@ -71,7 +71,7 @@ def _sqnr_db(signal: float, noise: float) -> float:
     return _finite(20 * math.log10(max(math.sqrt(signal), eps) / max(math.sqrt(noise), eps)))
 
 
-def _add_squares(sums: list[float], reference: np.ndarray, candidate: np.ndarray) -> None:
+def add_squares(sums: list[float], reference: np.ndarray, candidate: np.ndarray) -> None:
     """Add ``‖reference‖²`` and ``‖reference − candidate‖²`` (float64) to ``sums``."""
     ref = np.asarray(reference, np.float64).ravel()
     diff = ref - np.asarray(candidate, np.float64).ravel()
@@ -137,9 +137,9 @@ def activation_errors(float_aug: Path, qdq_aug: Path, clips: Sequence[np.ndarray
             for name in group:
                 match = matching[name]
                 post = values[match["post_qdq"][0]]
-                _add_squares(sums[name]["qdq_err"], values[match["pre_qdq"][0]], post)
+                add_squares(sums[name]["qdq_err"], values[match["pre_qdq"][0]], post)
                 if match.get("float"):
-                    _add_squares(sums[name].setdefault("xmodel_err", [0.0, 0.0]),
+                    add_squares(sums[name].setdefault("xmodel_err", [0.0, 0.0]),
                                  values[("float", match["float"][0])], post)
             del values
     return {name: {key: _sqnr_db(*pair) for key, pair in tensor.items()} for name, tensor in sums.items()}

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .layer_diff import LayerError
+from .layer_diff import LayerError, add_squares
 from .onnx_modules import module_class, node_modules
 
 COMPUTE_OP_TYPES = ("Convolution", "GroupConvolution", "MatMul")
@@ -183,14 +183,6 @@ def _sqnr_db(signal_squares: float, noise_squares: float) -> float:
     return float(np.clip(20 * np.log10(ratio), -200.0, 200.0))
 
 
-def _add_squares(sums: list[float], reference: Any, other: Any) -> None:
-    """Add ``|reference|²`` and ``|reference - other|²`` (float64) to ``sums``."""
-    ref = np.asarray(reference, dtype=np.float64).ravel()
-    diff = ref - np.asarray(other, dtype=np.float64).ravel()
-    sums[0] += float(ref @ ref)
-    sums[1] += float(diff @ diff)
-
-
 def openvino_layer_diff(fp32_model: Any, int8_model: Any, modules: dict[str, str],
                         clips: Sequence[np.ndarray]) -> list[LayerError]:
     """Every fake-quantized activation of ``int8_model`` against the same tensor of ``fp32_model``, on ``clips``.
@@ -240,8 +232,8 @@ def openvino_layer_diff(fp32_model: Any, int8_model: Any, modules: dict[str, str
         reference, quantized = fp32_compiled(clip), int8_compiled(clip)
         for k in range(len(taps)):
             after = quantized[int8_keys[k]]
-            _add_squares(network[k], reference[fp32_keys[k]], after)
-            _add_squares(local[k], quantized[int8_keys[len(taps) + k]], after)
+            add_squares(network[k], reference[fp32_keys[k]], after)
+            add_squares(local[k], quantized[int8_keys[len(taps) + k]], after)
         del reference, quantized
     rows = []
     for k, (_, producer, _) in enumerate(taps):
