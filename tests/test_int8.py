@@ -85,6 +85,7 @@ def test_quantization_tables_are_validated(tmp_path: Path) -> None:
         ('\nweights = "int8"\n', '\nweights = "int8"\nsmooth = 1\n', "smooth"),
         ('fp32_module_weights = "int8"', 'fp32_module_weights = "int4"', "fp32_module_weights"),
         ('fp32_attention_matmuls = true\n', '', "lacks"),
+        ('banded_depthwise = false', 'banded_depthwise = 0', "banded_depthwise"),
         ('max_accuracy_drop = 0.04', 'max_accuracy_drop = 5', "max_accuracy_drop")], tmp_path)
     assert_edits_refused("executorch", [
         ('calibration_method = "minmax"', 'calibration_method = "entropy"', "calibration_method"),
@@ -92,6 +93,17 @@ def test_quantization_tables_are_validated(tmp_path: Path) -> None:
     for target in ("onnx", "executorch", "coreml"):
         recipe = load_recipe(get_target(target))
         assert recipe.quantization and recipe.tolerance("int8").min_top1_agreement > 0
+
+
+def test_int8_onnx_leaves_out_the_banded_depthwise_form_unless_the_recipe_keeps_it() -> None:
+    from types import SimpleNamespace
+
+    from vmf_deploy.export.onnx_export import quantized_skips
+
+    assert quantized_skips(None) == set()  # fp32: the banded form, built from the compact weight at load
+    assert quantized_skips(SimpleNamespace(options={"banded_depthwise": False})) == {"onnx_depthwise_conv2d"}
+    assert quantized_skips(SimpleNamespace(options={"banded_depthwise": True})) == set()
+    assert load_recipe(get_target("onnx")).quantization["banded_depthwise"] is False
 
 
 def test_int8_is_never_calibrated_on_noise(tmp_path: Path) -> None:
@@ -155,6 +167,23 @@ def test_onnx_int8_from_the_trained_fixture_passes_the_int8_gate(onnx_int8, trai
     assert q["fp32_module_weights"] == "int8" and q["weight_only_int8"] == 65  # and the classifier's
     assert q["by_op"]["MatMul"]["weight_only"] == 48 and q["by_op"]["Gemm"]["weight_only"] == 16
     assert q["layer_errors"]["method"].startswith("onnxruntime qdq_loss_debug")
+    # the recipe's banded_depthwise = false: the depthwise convs stay native Conv3d (QLinearConv), compact weights
+    assert q["banded_depthwise"] is False
+    applied = {r["name"] for r in manifest["export"]["rewrites"]}
+    assert "onnx_depthwise_conv2d" not in applied
+    assert "onnx_depthwise_conv2d" in {r["name"] for r in trained_export("onnx").manifest["export"]["rewrites"]}
+    import onnx
+
+    graph = onnx.load(str(result.artifact)).graph
+    weights = {i.name: i for i in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+
+    def weight_rank(conv: onnx.NodeProto) -> int:
+        name = conv.input[1]
+        return len(weights[name if name in weights else producers[name].input[0]].dims)  # behind its DequantizeLinear
+
+    depthwise = [n for n in graph.node if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)]
+    assert depthwise and all(weight_rank(n) == 5 for n in depthwise)
     from vmf_deploy.bench.artifacts import artifact_precision
     from vmf_deploy.cli.bench import COLUMNS, table_row
 

@@ -25,7 +25,7 @@ import torch
 
 from vmf_deploy.export import onnx_optimize
 from vmf_deploy.export.errors import ExportError, exporter_failure
-from vmf_deploy.export.lowering import Lowered, LoweringJob
+from vmf_deploy.export.lowering import Lowered, LoweringJob, QuantizationPlan
 from vmf_deploy.export.targets import INPUT_NAME, OUTPUT_NAME
 
 DIFF_CLIPS = 4
@@ -121,6 +121,12 @@ def save_onnx(proto: Any, path: Path) -> None:
     onnx.save_model(proto, str(path), save_as_external_data=False)
 
 
+def quantized_skips(quant: QuantizationPlan | None) -> set[str]:
+    """The ONNX-stage rewrites an int8 export leaves out: the banded depthwise form unless the recipe's
+    ``[quantization] banded_depthwise`` keeps it (its T/kt-times larger weights are folded into the int8 file)."""
+    return set() if quant is None or quant.options["banded_depthwise"] else {"onnx_depthwise_conv2d"}
+
+
 def lower(job: LoweringJob) -> Lowered:
     """The ``onnx`` target: module rewrites → dynamo export → onnxsim → ONNX rewrites → check → save (→ int8 QDQ)."""
     from vmf_deploy.rewrites import run_rewrites
@@ -134,7 +140,7 @@ def lower(job: LoweringJob) -> Lowered:
         with steps("simplify"):
             proto = simplify_onnx(proto, job.recipe.path)
     with steps("rewrite"):
-        proto, applied_onnx = run_rewrites("onnx", "onnx", proto, fuse=job.fuse,
+        proto, applied_onnx = run_rewrites("onnx", "onnx", proto, fuse=job.fuse, skip=quantized_skips(quant),
                                            choices={"bridges": options["bridges"]})
         proto = prune_unused(proto)
     if options["check"]:
@@ -150,8 +156,8 @@ def lower(job: LoweringJob) -> Lowered:
         from vmf_deploy.quantize.onnx_qdq import quantize_onnx
 
         with steps("quantize"):
-            quant.summary = quantize_onnx(fp32_path, staged, quant.calibration.clips, quant.options, quant.classes,
-                                          staged.parent)
+            quant.summary = {**quantize_onnx(fp32_path, staged, quant.calibration.clips, quant.options, quant.classes,
+                                             staged.parent), "banded_depthwise": quant.options["banded_depthwise"]}
             fp32_path.unlink()
             proto = onnx.load(str(staged))
         quant.layer_diff_method = LAYER_DIFF_METHOD

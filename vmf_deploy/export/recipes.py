@@ -123,6 +123,7 @@ QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "fp32_modules": _str_list(),
         "fp32_module_weights": _one_of("int8", "fp32"),
         "fp32_outputs": _BOOL,
+        "banded_depthwise": _BOOL,
     },
     "executorch": {
         "scheme": _one_of("pt2e-xnnpack"),
