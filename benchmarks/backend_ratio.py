@@ -1,14 +1,17 @@
-"""ExecuTorch ÷ onnxruntime per variant, the two runtimes taking turns in one run (issue 8's ≤ 1.2× criterion).
+"""One runtime ÷ another per variant, the two taking turns in one run (issue 8's ExecuTorch ≤ 1.2× onnxruntime,
+issue 17's OpenVINO ≤ 1.0× onnxruntime).
 
-    .venv/bin/python benchmarks/backend_ratio.py                 # 4 variants, 64 frames: ~15 min on 2 cores
+    .venv/bin/python benchmarks/backend_ratio.py                 # ExecuTorch ÷ onnxruntime, 4 variants, 64 frames
     .venv/bin/python benchmarks/backend_ratio.py --variants 560m --frames 16 --rounds 3
+    .venv/bin/python benchmarks/backend_ratio.py --backends onnxruntime-cpu openvino-cpu --max-ratio 1.0 \
+        --out benchmarks/results/backend_ratio_openvino.json
 
 The bench matrix measures one backend after another; on a VM whose speed drifts for minutes
 at a time, a ratio of two such medians carries the drift. Here each runtime lives in its own
 process (so neither's thread pool runs while the other is timed) and they take turns: per
 round, each process runs one untimed clip and ``--block`` timed clips, then hands over. Both
 see the same minutes, so the ratio of their medians is the runtimes', not the machine's.
-Writes ``benchmarks/results/backend_ratio.json``.
+The ratio is the second backend's median ÷ the first's. Writes ``benchmarks/results/backend_ratio.json``.
 """
 
 from __future__ import annotations
@@ -82,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--block", type=int, default=3)
+    parser.add_argument("--backends", nargs=2, default=list(BACKENDS), metavar=("BASE", "OTHER"),
+                        help="the ratio is OTHER ÷ BASE (default: executorch-xnnpack ÷ onnxruntime-cpu)")
+    parser.add_argument("--max-ratio", type=float, default=MAX_RATIO, help=f"the criterion (default {MAX_RATIO})")
     parser.add_argument("--out", type=Path, default=RESULTS / "backend_ratio.json")
     args = parser.parse_args(argv)
 
@@ -89,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     from vmf_deploy.bench.artifacts import export_artifact
     from vmf_deploy.bench.machine import describe, host_device_info
     from vmf_deploy.manifest import write_json_atomic
+    from vmf_deploy.runners import runner_class
+
+    base, other = args.backends
 
     device = host_device_info()
     print(f"backend_ratio: {describe(device)}; {args.threads} threads, {args.rounds} rounds × {args.block} runs",
@@ -97,19 +106,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="vmf-backend-ratio-") as work:
         for variant in args.variants:
             shape = tuple(build_seeded_model(variant, seed=0, frames=args.frames).cfg.input_shape)
-            artifacts = {b: export_artifact(t, variant, args.frames, Path(work) / variant)
-                         for b, t in zip(BACKENDS, ("onnx", "executorch"))}
+            artifacts = {b: export_artifact(runner_class(b).export_target, variant, args.frames,
+                                            Path(work) / variant) for b in (base, other)}
             samples = take_turns(artifacts, shape, args.threads, args.rounds, args.block)
             med = {b: statistics.median(s) for b, s in samples.items()}
-            ratio = med["executorch-xnnpack"] / med["onnxruntime-cpu"]
+            ratio = med[other] / med[base]
             rows.append({"variant": variant, "frames": args.frames, "median_ms": med, "samples_ms": samples,
-                         "executorch_over_onnxruntime": ratio})
-            print(f"  {variant:<5} onnxruntime {med['onnxruntime-cpu']:7.1f} ms   executorch "
-                  f"{med['executorch-xnnpack']:7.1f} ms   ET ÷ ORT {ratio:.2f}× "
-                  f"({'met' if ratio <= MAX_RATIO else 'missed'}: ≤ {MAX_RATIO}×)", flush=True)
+                         "ratio": ratio})
+            print(f"  {variant:<5} {base} {med[base]:7.1f} ms   {other} {med[other]:7.1f} ms   ratio {ratio:.3f}× "
+                  f"({'met' if ratio <= args.max_ratio else 'missed'}: ≤ {args.max_ratio}×)", flush=True)
     write_json_atomic(args.out, {"tool": "benchmarks/backend_ratio.py", "command": " ".join(sys.argv),
                                  "device": device, "threads": args.threads, "rounds": args.rounds,
-                                 "block": args.block, "results": rows})
+                                 "block": args.block, "ratio": f"{other} ÷ {base}", "results": rows})
     print(f"wrote {args.out}")
     return 0
 

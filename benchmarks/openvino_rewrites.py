@@ -7,7 +7,8 @@
 Starting from the unfused graph the ``openvino`` target converts (docs/openvino.md), each
 configuration applies a subset of the module-stage fusions (``stem_conv_fusion``: the stem's two
 convs as one Conv3d; ``dyrelu_fusion``: ``max(a1·x, a2·x)`` as ``relu(x) + a2·x``;
-``bridge_position_major``: the bridges read the map as ``(B, N, C)``), exports that
+``bridge_position_major``: the bridges read the map as ``(B, N, C)``; ``input_conv_channel_split``:
+the 3-channel input conv as one conv per colour, summed), exports that
 graph to ONNX, converts it with ``openvino.convert_model`` and compiles it for CPU with the
 settings of ``export/openvino.toml``. Per variant the compiled models take turns in blocks
 (order rotating every round) in one process. Prints a table, writes
@@ -28,7 +29,8 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 CONFIGS = {"unfused": (), "stem": ("stem_conv_fusion",), "dyrelu": ("dyrelu_fusion",),
            "stem+dyrelu": ("stem_conv_fusion", "dyrelu_fusion"), "bridges": ("bridge_position_major",),
-           "stem+bridges": ("stem_conv_fusion", "bridge_position_major")}
+           "stem+bridges": ("stem_conv_fusion", "bridge_position_major"),
+           "stem+bridges+split": ("stem_conv_fusion", "bridge_position_major", "input_conv_channel_split")}
 """Configuration name → the module fusions it applies."""
 
 

@@ -20,6 +20,7 @@ REWRITE_STAGES: dict[str, list[str]] = {
     # which converts their modules
     "module": [
         "stem_fusion:StemConvFusion",
+        "input_conv_split:InputConvChannelSplit",
         "dyrelu_fusion:DyReLUFusion",
         "bridge_sdpa:BridgeSDPA",
         "bridge_position_major:BridgePositionMajor",
