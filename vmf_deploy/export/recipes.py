@@ -144,6 +144,7 @@ QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "fp32_op_types": _str_list(),
         "fp32_attention_matmuls": _BOOL,
         "fp32_modules": _str_list(),
+        "fp32_module_weights": _one_of("int8", "fp32"),
     },
     "coreml": {
         "weights": _one_of("linear-int8"),
@@ -342,26 +343,26 @@ def accept_any_parity(target: Target, precision: str, folder: Path) -> Path:
     """
     data = tomllib.loads(default_recipe_path(target).read_text())
     data["parity"]["tolerance"][precision] = {"max_rel_error": 1e9, "min_top1_agreement": 0.0}
-    lines = [f"target = {_toml(data['target'])}"]
+    lines = [f"target = {toml_literal(data['target'])}"]
     for table, values in ((target.name, data.get(target.name, {})), ("quantization", data.get("quantization"))):
         if values:
-            lines += [f"[{table}]"] + [f"{k} = {_toml(v)}" for k, v in values.items()]
+            lines += [f"[{table}]"] + [f"{k} = {toml_literal(v)}" for k, v in values.items()]
     parity = data["parity"]
-    lines += ["[parity]"] + [f"{k} = {_toml(v)}" for k, v in parity.items() if k != "tolerance"]
+    lines += ["[parity]"] + [f"{k} = {toml_literal(v)}" for k, v in parity.items() if k != "tolerance"]
     for name, table in parity["tolerance"].items():
-        lines += [f"[parity.tolerance.{name}]"] + [f"{k} = {_toml(v)}" for k, v in table.items()]
+        lines += [f"[parity.tolerance.{name}]"] + [f"{k} = {toml_literal(v)}" for k, v in table.items()]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{target.name}-{precision}-any-parity.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def _toml(value: Any) -> str:
+def toml_literal(value: Any) -> str:
     """A TOML literal of a recipe value (str, bool, number or a list of them)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
+        return "[" + ", ".join(toml_literal(v) for v in value) + "]"
     return repr(value)

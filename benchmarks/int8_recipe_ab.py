@@ -1,0 +1,131 @@
+"""Two values of one int8 ``[quantization]`` recipe key, side by side: size, latency in turns, and the int8 gate.
+
+    .venv/bin/python benchmarks/int8_recipe_ab.py --variants 560m 1g 2g 5g --frames 64        # onnx banded_depthwise
+    .venv/bin/python benchmarks/int8_recipe_ab.py --variants 560m --checkpoint run/last.safetensors   # + the int8 gate
+    .venv/bin/python benchmarks/int8_recipe_ab.py --target openvino --key fp32_module_weights --values int8 fp32 \
+        --variants 560m 5g --frames 64 --out benchmarks/results/int8_openvino_weights.json
+
+For each variant the model is exported through ``vmf-export``'s pipeline: fp32, then
+``--precision int8 --calibration synthetic`` once per value of ``--key`` (default: the onnx recipe's
+``banded_depthwise``, false = native depthwise ``Conv3d`` run as ``QLinearConv``, true =
+``onnx_depthwise_conv2d``'s banded 2D form, whose weights the int8 file stores T/kt times larger).
+Without ``--checkpoint`` the int8 exports use a copy of the recipe whose int8 limits accept anything
+(the seeded init's logits barely move between clips), and their gate metrics are printed but mean
+nothing. The artifacts are loaded in the target's runtime (2 threads) and timed in turns on one clip
+(``int8.py``'s ``interleaved_ms``), medians. Prints a table and writes
+``benchmarks/results/int8_depthwise.json`` (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "int8_depthwise.json"
+BACKENDS = {"onnx": "onnxruntime-cpu", "executorch": "executorch-xnnpack", "openvino": "openvino-cpu"}
+ROW_NAMES = {("onnx", "banded_depthwise", "false"): "int8 native Conv3d",
+             ("onnx", "banded_depthwise", "true"): "int8 banded 2D"}
+"""Row names of the values measured before this script took ``--key`` (others read ``int8 KEY=VALUE``)."""
+
+
+def recipe_with(target: str, key: str, value: str, latency_only: bool, folder: Path) -> Path:
+    """A copy of ``target``'s recipe with ``key = value`` (and, ``latency_only``, any int8 parity accepted)."""
+    from vmf_deploy.export.recipes import accept_any_parity, default_recipe_path, load_recipe, toml_literal
+    from vmf_deploy.export.targets import get_target
+
+    folder.mkdir(parents=True, exist_ok=True)
+    source = (accept_any_parity(get_target(target), "int8", folder) if latency_only
+              else default_recipe_path(get_target(target)))
+    current = f"{key} = {toml_literal(load_recipe(get_target(target)).quantization[key])}"
+    text = source.read_text()
+    if current not in text:
+        raise SystemExit(f"{source} has no '{current}' line to edit")
+    path = folder / f"{target}-{key}-{value}.toml"
+    path.write_text(text.replace(current, f"{key} = {value}"))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Export each variant at fp32 and at both values, time them against fp32, print and write the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", choices=list(BACKENDS), default="onnx")
+    parser.add_argument("--key", default="banded_depthwise", help="a [quantization] key of the target's recipe")
+    parser.add_argument("--values", nargs=2, default=["false", "true"], help="the two values, as TOML literals")
+    parser.add_argument("--variants", nargs="+", default=["560m", "1g", "2g", "5g"])
+    parser.add_argument("--frames", type=int, help="clip length (default: the checkpoint's / variant's)")
+    parser.add_argument("--checkpoint", type=Path, help="a trained checkpoint of the (single) variant: the int8 "
+                        "gate is judged for real")
+    parser.add_argument("--rounds", type=int, default=8, help="rounds of turns (default 8)")
+    parser.add_argument("--block", type=int, default=5, help="timed runs per artifact per round (default 5)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.checkpoint and len(args.variants) != 1:
+        parser.error("--checkpoint belongs to one variant: give one --variants")
+    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "benchmarks"))
+
+    import numpy as np
+    from int8 import interleaved_ms
+
+    from vmf_deploy.bench.machine import describe, host_device_info
+    from vmf_deploy.export.pipeline import export_model
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for variant in args.variants:
+            results = {"fp32": export_model(variant, args.target, work / variant / "fp32",
+                                            checkpoint=args.checkpoint, frames=args.frames)}
+            for index, value in enumerate(args.values):
+                name = ROW_NAMES.get((args.target, args.key, value), f"int8 {args.key}={value}")
+                folder = work / variant / f"value-{index}"
+                results[name] = export_model(
+                    variant, args.target, folder, checkpoint=args.checkpoint, frames=args.frames, precision="int8",
+                    calibration="synthetic",
+                    recipe_path=recipe_with(args.target, args.key, value, args.checkpoint is None, folder))
+            shape = results["fp32"].manifest["input"]["shape"]
+            clip = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+            ms = interleaved_ms({name: r.artifact for name, r in results.items()}, BACKENDS[args.target], clip,
+                                args.rounds, args.block, args.threads)
+            for name, result in results.items():
+                gate = result.manifest["parity"]["metrics"]
+                rows.append({"variant": variant, "form": name, "input_shape": shape, "ms": ms[name],
+                             "over_fp32": ms[name] / ms["fp32"],
+                             "bytes": result.manifest["artifact"]["size_bytes"],
+                             "smaller": results["fp32"].manifest["artifact"]["size_bytes"]
+                             / result.manifest["artifact"]["size_bytes"],
+                             "rewrites": [r["name"] for r in result.manifest["export"]["rewrites"]],
+                             "centered_sqnr_db": gate["centered_sqnr_db"], "top1_agreement": gate["top1_agreement"],
+                             "gate": "not judged (seeded init)" if args.checkpoint is None and name != "fp32"
+                             else "passed"})
+            print(f"{variant}: exported and timed", flush=True)
+
+    machine = describe(host_device_info())
+    source = str(args.checkpoint) if args.checkpoint else "seeded init"
+    print(f"\nint8 {args.target} [quantization] {args.key} = {' / '.join(args.values)} on {BACKENDS[args.target]}, "
+          f"{source}; {machine}; {args.threads} threads, "
+          f"{args.rounds} rounds of {args.block} runs in turns; load average {os.getloadavg()[0]:.1f}")
+    print(f"{'variant':<8}{'form':<32}{'MB':>7}{'÷ size':>8}{'ms':>8}{'÷ fp32':>8}{'SQNR':>7}{'agree':>8}")
+    for r in rows:
+        print(f"{r['variant']:<8}{r['form']:<32}{r['bytes'] / 1e6:7.2f}{r['smaller']:7.2f}x{r['ms']:8.1f}"
+              f"{r['over_fp32']:8.2f}{r['centered_sqnr_db']:7.1f}{r['top1_agreement']:8.1%}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                    "tool": "benchmarks/int8_recipe_ab.py", "command": " ".join(sys.argv),
+                                    "target": args.target, "key": args.key, "values": args.values,
+                                    "machine": machine, "source": source, "threads": args.threads,
+                                    "rounds": args.rounds, "block": args.block,
+                                    "load_average": os.getloadavg(), "rows": rows}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
