@@ -113,9 +113,13 @@ def quantize_openvino(ov_model: Any, proto: Any, modules: dict[str, str], clips:
 
     ``proto`` is the ONNX graph ``ov_model`` was converted from and ``modules`` :func:`op_modules`'s map.
 
+    With ``fp32_module_weights = "int8"`` the weights NNCF left fp32 (those of the nodes kept in fp32) are
+    then stored as per-channel symmetric int8 (``nncf.compress_weights``): the CPU plugin widens them as
+    it computes, in fp32.
+
     The summary: ``{"scheme", "preset", "per_channel", "overflow_fix", "calibration_method",
-    "fast_bias_correction", "fp32_nodes": {reason: count}, "compute_nodes": {"int8", "fp32"},
-    "by_op": {op: {"int8", "fp32"}}}``.
+    "fast_bias_correction", "fp32_nodes": {reason: count}, "fp32_module_weights",
+    "compute_nodes": {"int8", "weight_only", "fp32"}, "by_op": {op: {"int8", "weight_only", "fp32"}}}``.
     """
     import nncf
     from nncf.quantization.advanced_parameters import (
@@ -138,13 +142,15 @@ def quantize_openvino(ov_model: Any, proto: Any, modules: dict[str, str], clips:
             target_device=nncf.TargetDevice.CPU, subset_size=len(clips),
             fast_bias_correction=options["fast_bias_correction"],
             ignored_scope=nncf.IgnoredScope(names=sorted(keep), validate=False), advanced_parameters=advanced)
+        if options["fp32_module_weights"] == "int8":  # what stayed fp32 keeps fp32 arithmetic on int8 weights
+            quantized = nncf.compress_weights(quantized, mode=nncf.CompressWeightsMode.INT8_SYM)
     return quantized, {
         "scheme": "NNCF post-training quantization (nncf.quantize, FakeQuantize)", "preset": options["preset"],
         "per_channel": options["per_channel"], "overflow_fix": options["overflow_fix"],
         "calibration_method": options["calibration_method"],
         "fast_bias_correction": options["fast_bias_correction"],
         "fp32_nodes": dict(Counter(reason.split(" (")[0] for reason in keep.values()).most_common()),
-        **compute_precision(quantized)}
+        "fp32_module_weights": options["fp32_module_weights"], **compute_precision(quantized)}
 
 
 def _quantized_input(port: Any) -> bool:
@@ -163,15 +169,21 @@ def _quantized_input(port: Any) -> bool:
 
 
 def compute_precision(ov_model: Any) -> dict:
-    """Count compute ops of a quantized IR whose two inputs are int8 (what the CPU plugin runs as int8 kernels)."""
+    """Count the compute ops of a quantized IR by what they compute in.
+
+    ``int8``: both inputs int8 (what the CPU plugin runs as int8 kernels); ``weight_only``: an int8
+    weight beside an fp32 activation (computed in fp32); ``fp32``: neither.
+    """
     by_op: dict[str, Counter] = {}
     for op in ov_model.get_ordered_ops():
         if op.get_type_name() in COMPUTE_OP_TYPES:
-            int8 = all(_quantized_input(port) for port in op.inputs()[:2])
-            by_op.setdefault(op.get_type_name(), Counter())["int8" if int8 else "fp32"] += 1
+            activation, weight = (_quantized_input(port) for port in op.inputs()[:2])
+            kind = "int8" if activation and weight else "weight_only" if weight else "fp32"
+            by_op.setdefault(op.get_type_name(), Counter())[kind] += 1
     total = sum(by_op.values(), Counter())
-    return {"compute_nodes": {"int8": total["int8"], "fp32": total["fp32"]},
-            "by_op": {op: {"int8": c["int8"], "fp32": c["fp32"]} for op, c in sorted(by_op.items())}}
+    kinds = ("int8", "weight_only", "fp32")
+    return {"compute_nodes": {k: total[k] for k in kinds},
+            "by_op": {op: {k: c[k] for k in kinds} for op, c in sorted(by_op.items())}}
 
 
 def _sqnr_db(signal_squares: float, noise_squares: float) -> float:
