@@ -41,8 +41,10 @@ class Rewrite(ABC):
         """Rewrite ``obj`` (an ``nn.Module`` or ``onnx.ModelProto``); never changes its numerics beyond fp32 rounding."""
 
 
-def swap_modules(model: nn.Module, replacements: Mapping[type, Callable[[nn.Module], nn.Module]]) -> int:
-    """Replace, in place, every submodule whose exact type is a key by ``replacements[type](child)``.
+def swap_modules(model: nn.Module, replacements: Mapping[type, Callable[[nn.Module], nn.Module]],
+                 when: Callable[[nn.Module], bool] = lambda module: True) -> int:
+    """Replace, in place, every submodule whose exact type is a key (and for which ``when`` holds) by
+    ``replacements[type](child)``.
 
     The replacement keeps the child's train/eval mode. Returns how many modules were replaced.
     """
@@ -50,7 +52,7 @@ def swap_modules(model: nn.Module, replacements: Mapping[type, Callable[[nn.Modu
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             make = replacements.get(type(child))
-            if make is not None:
+            if make is not None and when(child):
                 setattr(parent, name, make(child).train(child.training))
                 count += 1
     return count

@@ -31,7 +31,7 @@ import math
 import torch
 from torch import nn
 
-from .base import Rewrite, RewriteResult
+from .base import Rewrite, RewriteResult, swap_modules
 
 SPLIT_CHANNELS = 3
 """Input channels of the convolutions split: the RGB clip's."""
@@ -72,13 +72,7 @@ def is_split(module: nn.Module) -> bool:
 
 def split_input_convs(model: nn.Module) -> int:
     """Replace, in place, every convolution :func:`is_split` selects by a :class:`ChannelSplitConv3d`; return how many."""
-    count = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if is_split(child):
-                setattr(parent, name, ChannelSplitConv3d(child).train(child.training))
-                count += 1
-    return count
+    return swap_modules(model, {nn.Conv3d: ChannelSplitConv3d}, when=is_split)
 
 
 class InputConvChannelSplit(Rewrite):
