@@ -26,9 +26,9 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from int8 import BACKENDS, REPO, interleaved_ms
+
 RESULTS = REPO / "benchmarks" / "results" / "int8_depthwise.json"
-BACKENDS = {"onnx": "onnxruntime-cpu", "executorch": "executorch-xnnpack", "openvino": "openvino-cpu"}
 ROW_NAMES = {("onnx", "banded_depthwise", "false"): "int8 native Conv3d",
              ("onnx", "banded_depthwise", "true"): "int8 banded 2D"}
 """Row names of the values measured before this script took ``--key`` (others read ``int8 KEY=VALUE``)."""
@@ -69,10 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint and len(args.variants) != 1:
         parser.error("--checkpoint belongs to one variant: give one --variants")
     sys.path.insert(0, str(REPO))
-    sys.path.insert(0, str(REPO / "benchmarks"))
 
     import numpy as np
-    from int8 import interleaved_ms
 
     from vmf_deploy.bench.machine import describe, host_device_info
     from vmf_deploy.export.pipeline import export_model
