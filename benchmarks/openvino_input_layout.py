@@ -1,17 +1,24 @@
-"""What the OpenVINO IR's input reorder costs: the exported IR fed NCDHW, against the same IR declared NDHWC.
+"""The OpenVINO recipe's ``input_layout``, side by side: the IR exported planar (``NCTHW``) against channels-last.
 
-    .venv/bin/python benchmarks/openvino_input_layout.py                          # 560m and 1g, 64 frames
+    .venv/bin/python benchmarks/openvino_input_layout.py                          # 560m 1g 2g 5g x3d-xs x3d-s
     .venv/bin/python benchmarks/openvino_input_layout.py --variants 560m --rounds 5
 
-The CPU plugin runs the stem's 3-channel Conv3d channels-last, so its first node reorders the whole
-``(1, 3, T, H, W)`` clip to ``(1, T, H, W, 3)``. onnxruntime's first convolution reads the planar clip
-directly. Per variant the seeded model is exported with ``vmf-export``'s ``openvino`` target, then
-compiled three ways with the IR's own compile options: as exported (fed NCDHW); with
-``PrePostProcessor`` declaring the input tensor NDHWC (the clip fed already channels-last, as a
-decoder that writes frames ``(T, H, W, 3)`` could); and the same fed an NCDHW clip transposed by
-numpy inside the timed call. They take turns in blocks, order rotating, in one process; each also
-runs once under ``PERF_COUNT`` for the input node's time. Prints a table, writes
-``benchmarks/results/openvino_input_layout.json``.
+The CPU plugin runs the stem's 3-channel Conv3d channels-last. An IR whose input is planar
+``(1, 3, T, H, W)`` therefore starts by reordering the whole clip (560m avoids most of that with
+the ``input_conv_channel_split`` rewrite); an IR exported with ``[openvino] input_layout = "NTHWC"``
+reads a ``(1, T, H, W, 3)`` clip as it comes. Per model the seeded model is exported with
+``vmf-export --target openvino`` twice, with a copy of ``export/openvino.toml`` naming each
+layout, and each IR is loaded by the ``openvino-cpu`` runner. They take turns in blocks, order
+rotating, in one process:
+
+* the ``NCTHW`` IR fed planar clips;
+* the ``NTHWC`` IR fed channels-last clips (what ``vmf-predict`` gives it: the manifest's
+  preprocessing writes that layout);
+* the ``NTHWC`` IR fed planar clips, which the runner transposes (what a caller holding planar
+  clips pays).
+
+Each IR also runs once under ``PERF_COUNT`` for the time of the node that reads the input. Prints a
+table, writes ``benchmarks/results/openvino_input_layout.json``.
 """
 
 from __future__ import annotations
@@ -27,10 +34,30 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
+LAYOUT_LINE = 'input_layout = "{}"'
 
 
-def input_node_ms(compiled, clip, runs: int = 5) -> tuple[str, float]:  # noqa: ANN001
+def recipe_with_layout(layout: str, folder: Path) -> Path:
+    """A copy of the default openvino recipe with ``input_layout = layout``."""
+    from vmf_deploy.export.recipes import default_recipe_path, load_recipe
+    from vmf_deploy.export.targets import get_target
+
+    target = get_target("openvino")
+    source = default_recipe_path(target)
+    current = LAYOUT_LINE.format(load_recipe(target).options["input_layout"])
+    text = source.read_text()
+    if current not in text:
+        raise SystemExit(f"{source} has no '{current}' line to edit")
+    path = folder / f"openvino-{layout}.toml"
+    path.write_text(text.replace(current, LAYOUT_LINE.format(layout)))
+    return path
+
+
+def input_node_ms(artifact: Path, config: dict, clip, runs: int = 5) -> tuple[str, float]:  # noqa: ANN001
     """The slowest node that reads the model input (``PERF_COUNT``, mean over ``runs``): its exec type and ms."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(artifact), "CPU", {**config, "PERF_COUNT": "YES"})
     request = compiled.create_infer_request()
     request.infer({0: clip})
     totals: dict[tuple[str, str], float] = {}
@@ -47,9 +74,9 @@ def input_node_ms(compiled, clip, runs: int = 5) -> tuple[str, float]:  # noqa: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Export, compile both layouts, time them in turns; print the table and write the JSON."""
+    """Export both layouts, time them in turns; print the table and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", nargs="+", default=["560m", "1g"])
+    parser.add_argument("--variants", nargs="+", default=["560m", "1g", "2g", "5g", "x3d-xs", "x3d-s"])
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=10)
@@ -59,60 +86,63 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
 
     import numpy as np
-    import openvino as ov
 
     from vmf_deploy.bench.machine import describe, host_device_info
     from vmf_deploy.export.pipeline import export_model
     from vmf_deploy.manifest import write_json_atomic
     from vmf_deploy.parity import parity_clips
-    from vmf_deploy.runners.openvino_cpu import compile_options
+    from vmf_deploy.preprocess import to_layout
+    from vmf_deploy.runners.openvino_cpu import OpenVINOCPURunner
 
     device = host_device_info()
     load_before = [round(x, 2) for x in os.getloadavg()]
     print(f"{describe(device)}; {args.frames} frames, {args.threads} threads, load average {load_before}", flush=True)
     rows = []
-    core = ov.Core()
-    for variant in args.variants:
-        with tempfile.TemporaryDirectory() as tmp:
-            artifact = export_model(variant, "openvino", tmp, frames=args.frames).artifact
-            planar = core.read_model(str(artifact))
-            config = {**compile_options(planar), "INFERENCE_NUM_THREADS": str(args.threads)}
-            channels_last = ov.preprocess.PrePostProcessor(core.read_model(str(artifact)))
-            channels_last.input().tensor().set_layout(ov.Layout("NDHWC"))
-            channels_last.input().model().set_layout(ov.Layout("NCDHW"))
-            models = {"NCDHW (as exported)": planar, "NDHWC input": channels_last.build()}
-            compiled = {name: core.compile_model(model, "CPU", config) for name, model in models.items()}
-            profiled = {name: core.compile_model(model, "CPU", {**config, "PERF_COUNT": "YES"})
-                        for name, model in models.items()}
-        clip = parity_clips(tuple(int(d) for d in planar.input(0).get_shape()), [0])[0]
-        last = np.ascontiguousarray(clip.transpose(0, 2, 3, 4, 1))
-        feeds = {"NCDHW (as exported)": ("NCDHW (as exported)", lambda clip=clip: clip),
-                 "NDHWC input": ("NDHWC input", lambda last=last: last),
-                 "NDHWC input, numpy transpose in the call": (
-                     "NDHWC input", lambda clip=clip: np.ascontiguousarray(clip.transpose(0, 2, 3, 4, 1)))}
-        expected = compiled["NCDHW (as exported)"]({0: clip})[0]
-        error = float(np.abs(compiled["NDHWC input"]({0: last})[0] - expected).max())
-        samples: dict[str, list[float]] = {name: [] for name in feeds}
-        names = list(feeds)
-        for r in range(args.rounds):
-            for name in names[r % len(names):] + names[:r % len(names)]:
-                model_name, feed = feeds[name]
-                compiled[model_name]({0: feed()})
-                for _ in range(args.block):
-                    t = time.perf_counter()
-                    compiled[model_name]({0: feed()})
-                    samples[name].append((time.perf_counter() - t) * 1e3)
-        base = statistics.median(samples[names[0]])
-        for name in names:
-            model_name = feeds[name][0]
-            exec_type, node_ms = input_node_ms(profiled[model_name], feeds[name][1]())
-            med = statistics.median(samples[name])
-            rows.append({"variant": variant, "input": name, "median_ms": round(med, 2),
-                         "ratio_to_ncdhw": round(med / base, 3), "input_node": exec_type,
-                         "input_node_ms": round(node_ms, 2), "max_abs_error_vs_ncdhw": error,
-                         "samples_ms": samples[name]})
-            print(f"  {variant:<5} {name:<42} {med:7.2f} ms  ÷ NCDHW {med / base:.3f}   input node {exec_type} "
-                  f"{node_ms:.2f} ms", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        recipes = {layout: recipe_with_layout(layout, folder) for layout in ("NCTHW", "NTHWC")}
+        for variant in args.variants:
+            runners, artifacts = {}, {}
+            for layout, recipe in recipes.items():
+                export = export_model(variant, "openvino", folder / f"{variant}-{layout}", frames=args.frames,
+                                      recipe_path=recipe)
+                runners[layout] = OpenVINOCPURunner(threads=args.threads)
+                runners[layout].load(export.artifact)
+                artifacts[layout] = export.artifact
+                rewrites = [r["name"] for r in export.manifest["export"]["rewrites"] if r["count"]]
+                print(f"  {variant:<6} {layout} IR: rewrites {', '.join(rewrites)}", flush=True)
+            shape = tuple(export.manifest["input"]["shape"])
+            planar = parity_clips(shape, [0])[0]
+            last = to_layout(planar, "NTHWC")
+            feeds = {"NCTHW IR, planar clip": ("NCTHW", planar),
+                     "NTHWC IR, channels-last clip": ("NTHWC", last),
+                     "NTHWC IR, planar clip (runner transposes)": ("NTHWC", planar)}
+            expected = runners["NCTHW"].run(planar)
+            error = float(np.abs(runners["NTHWC"].run(last) - expected).max())
+            samples: dict[str, list[float]] = {name: [] for name in feeds}
+            names = list(feeds)
+            for r in range(args.rounds):
+                for name in names[r % len(names):] + names[:r % len(names)]:
+                    layout, clip = feeds[name]
+                    runners[layout].run(clip)
+                    for _ in range(args.block):
+                        t = time.perf_counter()
+                        runners[layout].run(clip)
+                        samples[name].append((time.perf_counter() - t) * 1e3)
+            base = statistics.median(samples[names[0]])
+            for name in names:
+                layout, clip = feeds[name]
+                exec_type, node_ms = input_node_ms(artifacts[layout], runners[layout].config,
+                                                 runners[layout].feed(clip))
+                med = statistics.median(samples[name])
+                rows.append({"variant": variant, "input": name, "median_ms": round(med, 2),
+                             "ratio_to_ncthw": round(med / base, 3), "input_node": exec_type,
+                             "input_node_ms": round(node_ms, 2), "max_abs_error_vs_ncthw": error,
+                             "samples_ms": samples[name]})
+                print(f"  {variant:<6} {name:<44} {med:7.2f} ms  ÷ NCTHW {med / base:.3f}   input node {exec_type} "
+                      f"{node_ms:.2f} ms", flush=True)
+            for runner in runners.values():
+                runner.close()
     load_after = [round(x, 2) for x in os.getloadavg()]
     write_json_atomic(args.out, {"tool": "benchmarks/openvino_input_layout.py", "command": " ".join(sys.argv),
                                  "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": device,

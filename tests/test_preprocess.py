@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from preprocess_reference import reference_video
@@ -9,7 +11,7 @@ from preprocess_reference import reference_video
 from vmf_deploy import get_config
 from vmf_deploy.labels import kinetics400_labels
 from vmf_deploy.preprocess import (PreprocessSpec, crop_plan, preprocess_clip, preprocess_frame, preprocess_video,
-                                   resized_size, rgb_channels, sample_indices, spec_for)
+                                   resized_size, rgb_channels, sample_indices, spec_for, stack_frames, to_layout)
 
 
 def test_sampling_covers_whole_video():
@@ -115,3 +117,26 @@ def test_strided_frame_equals_its_contiguous_copy(rng):
     wide = rng.integers(0, 256, (30, 100, 4), dtype=np.uint8)
     view = wide[:, ::2, 1:]  # a strided H × W × 3 view, as a sliced decoder buffer can be
     np.testing.assert_array_equal(preprocess_frame(view, spec), preprocess_frame(np.ascontiguousarray(view), spec))
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_channels_last_clip_is_the_planar_clip_transposed(rng, gray: bool) -> None:
+    """An NTHWC artifact's clips (export/openvino.toml's input_layout) hold the same values, channels last."""
+    planar = PreprocessSpec(frames=3, crop=24, short_side=30, mean=(0.4, 0.45, 0.5), std=(0.2, 0.225, 0.25))
+    last = dataclasses.replace(planar, layout="NTHWC")
+    shape = (40, 64) if gray else (40, 64, 3)
+    frames = [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(5)]
+    got = preprocess_video(frames, last)
+    assert got.shape == last.tensor_shape == (1, 3, 24, 24, 3) and got.flags.c_contiguous
+    assert last.input_shape == planar.input_shape == (1, 3, 3, 24, 24)
+    np.testing.assert_array_equal(got, to_layout(preprocess_video(frames, planar), "NTHWC"))
+    crops = [preprocess_frame(*rgb_channels(f)[:1], last, rgb_channels(f)[1]) for f in frames[:3]]
+    assert crops[0].shape == last.frame_shape == (24, 24, 3)
+    np.testing.assert_array_equal(stack_frames(crops, last), preprocess_clip(frames[:3], last))
+
+
+def test_an_unknown_layout_is_refused() -> None:
+    with pytest.raises(ValueError, match="layout 'NHWC' is not one of NCTHW, NTHWC"):
+        PreprocessSpec(frames=1, crop=8, short_side=8, layout="NHWC")
+    with pytest.raises(ValueError, match="layout 'NCHW' is not one of"):
+        to_layout(np.zeros((1, 3, 1, 2, 2), np.float32), "NCHW")

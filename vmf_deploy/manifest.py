@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_output
+from .preprocess import LAYOUTS
 
 SCHEMA = "vmf-deploy/manifest"
 SCHEMA_VERSION = 1
@@ -53,6 +54,10 @@ def validate_manifest(data: Any, source: str = "manifest") -> dict:
     shape = data["input"].get("shape")
     if not (isinstance(shape, list) and len(shape) == 5 and all(isinstance(s, int) and s > 0 for s in shape)):
         raise ManifestError(f"{source}: input.shape must be 5 positive ints (B, C, T, H, W), got {shape!r}")
+    layout = data["input"].get("layout", "NCTHW")
+    if layout not in LAYOUTS or data["preprocessing"].get("layout", "NCTHW") != layout:
+        raise ManifestError(f"{source}: input.layout {layout!r} must be one of {', '.join(LAYOUTS)} and equal "
+                            f"preprocessing.layout {data['preprocessing'].get('layout')!r}; re-export the artifact")
     return data
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +90,8 @@ class Predictor:
         from: the reference the artifact is compared with. ``throughput`` compiles for many clips
         in flight where the backend has such a mode (OpenVINO's THROUGHPUT hint and async queue;
         :attr:`Runner.in_flight <vmf_deploy.runners.base.Runner.in_flight>` then says how many).
+        Clips are decoded in the layout the runner takes: the manifest's ``preprocessing.layout`` in the
+        artifact's own runtime, ``NCTHW`` in an eager one.
         """
         t0 = time.perf_counter()
         artifact = Path(artifact)
@@ -110,6 +112,7 @@ class Predictor:
             runner = _eager_runner(backend, threads, model_from_manifest(manifest))
         else:
             runner = _load_runner(backend, artifact, threads, throughput)
+        spec = replace(spec, layout=runner.input_layout)
         source = manifest["model"].get("source") or {}
         info = {"variant": manifest["model"].get("variant"), "source": source.get("kind"),
                 "seed": source.get("seed"), "checkpoint": source.get("checkpoint"), "artifact": str(artifact),

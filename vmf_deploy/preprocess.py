@@ -12,7 +12,10 @@ The spec is what a manifest carries and what the native runtime reimplements:
   (within 1e-6 of the same formula in float64);
 * crop: a centred ``crop × crop`` window, offset ``(resized − crop) // 2``;
 * pixels: RGB, scaled by 1/255, then ``(x − mean) / std`` per channel;
-* layout: ``NCTHW`` float32 (batch of 1).
+* layout: ``NCTHW`` float32 (batch of 1), or ``NTHWC`` (channels last: each frame's crop
+  ``(crop, crop, 3)``, as decoders write frames) for an artifact exported to take it
+  (``export/openvino.toml``'s ``input_layout``). ``input_shape`` is always given in ``NCTHW``
+  order; ``tensor_shape`` is the array the layout makes.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import numpy as np
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
+LAYOUTS = ("NCTHW", "NTHWC")
+"""Input layouts: planar (the PyTorch model's) and channels-last."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,10 @@ class PreprocessSpec:
     color: str = "RGB"
     layout: str = "NCTHW"
 
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"preprocessing layout {self.layout!r} is not one of {', '.join(LAYOUTS)}")
+
     def to_dict(self) -> dict:
         """JSON-serialisable form (the manifest's ``preprocessing`` object)."""
         d = dataclasses.asdict(self)
@@ -58,8 +67,40 @@ class PreprocessSpec:
 
     @property
     def input_shape(self) -> tuple[int, int, int, int, int]:
-        """Shape of the model input this spec produces."""
+        """Shape of the model input this spec produces, in ``NCTHW`` order whatever the layout."""
         return (1, 3, self.frames, self.crop, self.crop)
+
+    @property
+    def tensor_shape(self) -> tuple[int, ...]:
+        """Shape of the array this spec produces: ``input_shape`` in the spec's layout."""
+        return layout_shape(self.input_shape, self.layout)
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        """Shape of one frame's crop: ``(3, crop, crop)``, or ``(crop, crop, 3)`` channels-last."""
+        return (self.crop, self.crop, 3) if self.channels_last else (3, self.crop, self.crop)
+
+    @property
+    def channels_last(self) -> bool:
+        """Whether each frame's crop is ``(crop, crop, 3)`` rather than ``(3, crop, crop)``."""
+        return self.layout == "NTHWC"
+
+
+def layout_shape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
+    """An ``NCTHW`` shape in ``layout``'s order."""
+    return tuple(shape) if layout == "NCTHW" else (shape[0], *shape[2:], shape[1])
+
+
+def to_layout(clip: np.ndarray, layout: str) -> np.ndarray:
+    """An ``NCTHW`` clip in ``layout`` (contiguous; the clip itself for ``NCTHW``)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+    return clip if layout == "NCTHW" else np.ascontiguousarray(np.moveaxis(clip, 1, -1))
+
+
+def stack_frames(crops: list[np.ndarray], spec: PreprocessSpec) -> np.ndarray:
+    """Per-frame crops (from :func:`preprocess_frame`) stacked into the batch-of-one clip of ``spec``'s layout."""
+    return np.stack(crops, axis=0 if spec.channels_last else 1)[None]
 
 
 def spec_for(cfg: object, frames: int | None = None) -> PreprocessSpec:
@@ -137,10 +178,10 @@ def crop_plan(height: int, width: int, short_side: int, crop: int) -> CropPlan:
 class GatherPlan:
     """Flat offsets of the four bilinear corners of every output value, and the float32 constants.
 
-    ``index`` is ``(4, 3, crop, crop)``: the offsets, in the C-contiguous ``(H, W, depth)`` frame,
-    of the top-left, top-right, bottom-left and bottom-right source pixels of each output
-    pixel, channel axis already in R, G, B order, so one ``np.take`` gathers the crop's
-    sources in the output's ``CHW`` layout. ``wy``/``wx`` are the float32 weights of the
+    ``index`` is ``(4, 3, crop, crop)`` (``(4, crop, crop, 3)`` for a channels-last spec): the
+    offsets, in the C-contiguous ``(H, W, depth)`` frame, of the top-left, top-right, bottom-left
+    and bottom-right source pixels of each output pixel, channel axis already in R, G, B order,
+    so one ``np.take`` gathers the crop's sources in the output's ``CHW`` (or ``HWC``) layout. ``wy``/``wx`` are the float32 weights of the
     bottom and right corners; ``scale``/``shift`` fold 1/255, the mean and the std.
     """
 
@@ -164,9 +205,14 @@ def gather_plan(height: int, width: int, depth: int, channels: tuple[int, int, i
     y_lo, y_hi = crop.rows[crop.y_lo], crop.rows[crop.y_hi]
     x_lo, x_hi = crop.cols[crop.x_lo], crop.cols[crop.x_hi]
     index = np.stack([offsets(y_lo, x_lo), offsets(y_lo, x_hi), offsets(y_hi, x_lo), offsets(y_hi, x_hi)])
-    plan = GatherPlan(index=index.astype(np.intp), wy=crop.wy.reshape(1, -1, 1), wx=crop.wx.reshape(1, 1, -1),
-                      scale=np.array([spec.scale / s for s in spec.std], dtype=np.float32)[:, None, None],
-                      shift=np.array([m / s for m, s in zip(spec.mean, spec.std)], dtype=np.float32)[:, None, None])
+    scale = np.array([spec.scale / s for s in spec.std], dtype=np.float32)
+    shift = np.array([m / s for m, s in zip(spec.mean, spec.std)], dtype=np.float32)
+    if spec.channels_last:
+        plan = GatherPlan(index=np.ascontiguousarray(index.transpose(0, 2, 3, 1), dtype=np.intp),
+                          wy=crop.wy.reshape(-1, 1, 1), wx=crop.wx.reshape(1, -1, 1), scale=scale, shift=shift)
+    else:
+        plan = GatherPlan(index=index.astype(np.intp), wy=crop.wy.reshape(1, -1, 1), wx=crop.wx.reshape(1, 1, -1),
+                          scale=scale[:, None, None], shift=shift[:, None, None])
     for array in dataclasses.astuple(plan):
         array.flags.writeable = False
     return plan
@@ -174,7 +220,8 @@ def gather_plan(height: int, width: int, depth: int, channels: tuple[int, int, i
 
 def preprocess_frame(frame: np.ndarray, spec: PreprocessSpec, channels: tuple[int, int, int] = (0, 1, 2),
                      out: np.ndarray | None = None) -> np.ndarray:
-    """One ``(H, W, C)`` frame to its normalised ``(3, crop, crop)`` float32 crop (written into ``out`` if given).
+    """One ``(H, W, C)`` frame to its normalised ``(3, crop, crop)`` float32 crop (written into ``out`` if given;
+    ``(crop, crop, 3)`` for a channels-last ``spec``).
 
     ``channels`` names the frame's channel holding R, G and B: ``(2, 1, 0)`` for OpenCV's BGR,
     ``(0, 0, 0)`` for a single gray channel. One gather (:class:`GatherPlan`) reads the four
@@ -195,7 +242,7 @@ def preprocess_frame(frame: np.ndarray, spec: PreprocessSpec, channels: tuple[in
     right *= plan.wx
     right += left
     if out is None:
-        out = np.empty((3, spec.crop, spec.crop), dtype=np.float32)
+        out = np.empty(spec.frame_shape, dtype=np.float32)
     np.multiply(right, plan.scale, out=out)
     out -= plan.shift
     return out
@@ -222,13 +269,14 @@ def as_rgb(frame: np.ndarray) -> np.ndarray:
 
 
 def preprocess_clip(frames: list[np.ndarray] | np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """Turn the already-sampled RGB frames of one clip into the model input ``(1, 3, T, S, S)`` float32."""
+    """Turn the already-sampled RGB frames of one clip into the model input ``spec.tensor_shape`` float32
+    (``(1, 3, T, S, S)``; ``(1, T, S, S, 3)`` channels-last)."""
     if len(frames) != spec.frames:
         raise ValueError(f"expected {spec.frames} sampled frames, got {len(frames)}; use sample_indices first")
-    out = np.empty((1, 3, spec.frames, spec.crop, spec.crop), dtype=np.float32)
+    out = np.empty(spec.tensor_shape, dtype=np.float32)
     for t, frame in enumerate(frames):
         pixels, channels = rgb_channels(np.asarray(frame))
-        preprocess_frame(pixels, spec, channels, out=out[0, :, t])
+        preprocess_frame(pixels, spec, channels, out=out[0, t] if spec.channels_last else out[0, :, t])
     return out
 
 

@@ -9,7 +9,7 @@ rate, estimated counts). :func:`read_clip` therefore:
    its end with ``grab()``, converting and preprocessing (``retrieve()`` +
    :func:`~vmf_deploy.preprocess.preprocess_frame`, which reads only the pixels of the
    centre crop, BGR as is) only the frames the clip needs for ``n``; every retained
-   frame is already the small ``3 × crop × crop`` crop;
+   frame is already the small ``3 × crop × crop`` crop (``crop × crop × 3`` channels-last);
 2. if the stream held a different number of frames ``m``, re-samples over ``m``:
    crops whose index is still needed are kept, and a second pass decodes only up
    to the last missing index (stopping early). A missing or zero header count
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .preprocess import PreprocessSpec, preprocess_frame, rgb_channels, sample_indices
+from .preprocess import PreprocessSpec, preprocess_frame, rgb_channels, sample_indices, stack_frames
 
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read by OpenCV at its first FFmpeg open
 
@@ -105,7 +105,8 @@ class DecodeStats:
 class Clip:
     """One preprocessed clip of a video, with how it was obtained.
 
-    ``input`` is the model input ``(1, 3, T, crop, crop)`` float32; ``indices`` the decoded-frame
+    ``input`` is the model input ``(1, 3, T, crop, crop)`` float32 (``(1, T, crop, crop, 3)`` for a
+    channels-last spec: ``spec.tensor_shape``); ``indices`` the decoded-frame
     index of each clip frame; ``num_frames`` the frames the stream really held; ``frame_size``
     ``(height, width)`` as displayed (after rotation); ``notes`` warnings worth showing the user.
     """
@@ -153,7 +154,7 @@ def read_clip(path: str | os.PathLike, spec: PreprocessSpec, allow_partial: bool
                              f"vanished): it is corrupt; {REENCODE_HINT}")
     stats = collector.stats
     stats.decode_seconds = time.perf_counter() - t_start - stats.preprocess_seconds
-    clip = np.stack([collector.crops[i] for i in indices], axis=1)[None]
+    clip = stack_frames([collector.crops[i] for i in indices], spec)
     notes += _content_notes(info, count, collector.frame_size, collector.gray, spec)
     return Clip(input=np.ascontiguousarray(clip), indices=indices, num_frames=count, info=info, stats=stats,
                 notes=notes, frame_size=collector.frame_size)

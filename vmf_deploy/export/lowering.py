@@ -112,6 +112,8 @@ class Lowered:
         graph: the exported graph's node/op summary, else ``None``.
         options: the target's recipe table as applied, when the lowering resolved some of it.
         parity_not_run: why the artifact cannot run here, so the gate is recorded as not run (else ``None``).
+        input_layout: the layout the artifact's input takes (``vmf_deploy.preprocess.LAYOUTS``); the manifest's
+            ``input.layout`` and ``preprocessing.layout``.
     """
 
     rewrites: list[dict]
@@ -119,3 +121,4 @@ class Lowered:
     graph: dict | None = None
     options: dict | None = None
     parity_not_run: str | None = None
+    input_layout: str = "NCTHW"

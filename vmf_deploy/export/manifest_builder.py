@@ -125,13 +125,14 @@ def build_manifest(*, artifact: Path, target: Target, precision: str, model: tor
                    variant: str, input_shape: tuple[int, ...], checkpoint: Path | None,
                    recipe: dict[str, Any], rewrites: list[dict], delegation: dict | None,
                    graph: dict | None, parity: dict[str, Any], export_seconds: float,
-                   quantization: dict | None = None) -> dict[str, Any]:
+                   quantization: dict | None = None, input_layout: str = "NCTHW") -> dict[str, Any]:
     """The manifest dict of one artifact, validated against the schema before it is returned.
 
     ``model`` is the unrewritten reference model (params and FLOPs are counted on it at
     ``input_shape``); ``graph`` is the exported graph's node/op summary (an addition to the schema
     used by fusion reports); ``quantization`` what an int8 / palettize8 export quantized with
-    (``export.quantization``, ``None`` otherwise).
+    (``export.quantization``, ``None`` otherwise); ``input_layout`` the layout the artifact's input takes
+    (``input.shape`` stays in ``NCTHW`` order; ``preprocessing.layout`` follows it).
     """
     cfg = model.cfg
     sha, size, files = artifact_digest(artifact, target.files(artifact)[1:])
@@ -145,11 +146,11 @@ def build_manifest(*, artifact: Path, target: Target, precision: str, model: tor
                      "sha256": sha, "size_bytes": size, "precision": precision, **({"files": files} if files else {})},
         "model": {"variant": variant, "config": cfg.to_dict(), "params": count_params(model),
                   "flops": count_flops(model, input_shape), "source": model_source(checkpoint)},
-        "input": {"name": INPUT_NAME, "shape": list(input_shape), "dtype": "float32", "layout": "NCTHW"},
+        "input": {"name": INPUT_NAME, "shape": list(input_shape), "dtype": "float32", "layout": input_layout},
         "output": {"name": OUTPUT_NAME, "shape": [input_shape[0], num_classes], "dtype": "float32",
                    "meaning": KINETICS_MEANING if kinetics else CLASSES_MEANING.format(count=num_classes)},
         "labels": {"file": labels_file_name(artifact.name, labels), "count": num_classes},
-        "preprocessing": export_preprocessing(cfg, input_shape, checkpoint),
+        "preprocessing": {**export_preprocessing(cfg, input_shape, checkpoint), "layout": input_layout},
         "export": {"recipe": recipe, "rewrites": rewrites, "delegation": delegation, "graph": graph,
                    "quantization": quantization,
                    "versions": package_versions(target.packages),

@@ -15,6 +15,15 @@ the functions.
 the ``.bin``, computed at the recipe's ``precision_hint`` (f32 on CPUs without fp16 units, where
 the plugin widens the weights at compile time). ``--precision int8`` quantizes the fp32 model with
 NNCF (:mod:`vmf_deploy.quantize.nncf_openvino`) before saving it.
+
+``[openvino] input_layout = "NTHWC"`` gives the IR a channels-last input ``(1, T, H, W, 3)``:
+OpenVINO's ``PrePostProcessor`` declares the tensor ``NDHWC`` over the model's ``NCDHW``, so the
+CPU plugin's stem convolution, which runs channels-last, reads the clip as it comes instead of
+first reordering the whole planar clip (docs/openvino.md has the measurements). The input
+conv split (:mod:`vmf_deploy.rewrites.input_conv_split`), which removes that reorder for planar
+input, is then left out. The layout is saved in the IR's runtime info
+(:data:`~vmf_deploy.runners.openvino_cpu.INPUT_LAYOUT_KEY`) and in the manifest, whose
+preprocessing then writes channels-last clips.
 """
 
 from __future__ import annotations
@@ -28,7 +37,8 @@ from typing import Any
 from vmf_deploy.export.errors import ExportError
 from vmf_deploy.export.lowering import Lowered, LoweringJob
 from vmf_deploy.quantize.onnx_modules import scope_modules
-from vmf_deploy.runners.openvino_cpu import COMPILE_OPTIONS_KEY
+from vmf_deploy.rewrites.input_conv_split import InputConvChannelSplit
+from vmf_deploy.runners.openvino_cpu import COMPILE_OPTIONS_KEY, INPUT_LAYOUT_KEY
 
 COMPILE_OPTION_NAMES = {
     "precision_hint": "INFERENCE_PRECISION_HINT",
@@ -39,6 +49,8 @@ COMPILE_OPTION_NAMES = {
 """``[openvino]`` recipe key → the OpenVINO property it sets at compile time."""
 DIFF_CLIPS = 4
 """Calibration clips the per-layer diff of an int8 IR runs on."""
+OPENVINO_LAYOUTS = {"NCTHW": "NCDHW", "NTHWC": "NDHWC"}
+"""``input_layout`` → OpenVINO's name for it."""
 
 
 def compile_config(options: dict[str, Any]) -> dict[str, str]:
@@ -52,6 +64,23 @@ def compile_config(options: dict[str, Any]) -> dict[str, str]:
 def op_counts(ov_model: Any) -> dict[str, int]:
     """Op count per op type of an ``ov.Model`` (Parameter, Constant and Result included), most frequent first."""
     return dict(Counter(op.get_type_name() for op in ov_model.get_ordered_ops()).most_common())
+
+
+def with_input_layout(ov_model: Any, layout: str) -> Any:
+    """A copy of ``ov_model`` taking its input in ``layout`` (``PrePostProcessor``: the transpose becomes part of the IR).
+
+    A copy, because the int8 per-layer diff still runs the quantized model on planar clips.
+    """
+    import openvino as ov
+
+    if layout == "NCTHW":
+        return ov_model
+    ppp = ov.preprocess.PrePostProcessor(ov_model.clone())
+    ppp.input().tensor().set_layout(ov.Layout(OPENVINO_LAYOUTS[layout]))
+    ppp.input().model().set_layout(ov.Layout(OPENVINO_LAYOUTS["NCTHW"]))
+    ov_model = ppp.build()
+    ov_model.set_rt_info(layout, list(INPUT_LAYOUT_KEY))
+    return ov_model
 
 
 def _quantize(ov_model: Any, proto: Any, scopes: dict[str, str], job: LoweringJob) -> Any:
@@ -73,15 +102,17 @@ def _quantize(ov_model: Any, proto: Any, scopes: dict[str, str], job: LoweringJo
 
 def lower(job: LoweringJob) -> Lowered:
     """The ``openvino`` target: module rewrites → ONNX (dynamo export, onnxsim) → ``convert_model`` (→ int8 with
-    NNCF) → save the IR (weights compressed to fp16 for ``--precision fp16``)."""
+    NNCF) → the recipe's input layout → save the IR (weights compressed to fp16 for ``--precision fp16``)."""
     import openvino as ov
 
     from vmf_deploy.export import onnx_export
     from vmf_deploy.rewrites import run_rewrites
 
     options, steps, staged = job.recipe.options, job.steps, job.staged
+    layout = options["input_layout"]
+    skip = [InputConvChannelSplit.name] if layout != "NCTHW" else []
     with steps("rewrite"):
-        rewritten, applied = run_rewrites("openvino", "module", job.model, fuse=job.fuse)
+        rewritten, applied = run_rewrites("openvino", "module", job.model, fuse=job.fuse, skip=skip)
     with steps("trace"):
         proto = onnx_export.trace_to_onnx(rewritten, job.shape, options["onnx_opset"], job.recipe.path)
     scopes = scope_modules(proto) if job.quant else {}
@@ -102,9 +133,11 @@ def lower(job: LoweringJob) -> Lowered:
                               f"{job.recipe.path} [openvino].onnx_opset or export with --no-fuse") from None
     if job.quant:
         ov_model = _quantize(ov_model, proto, scopes, job)
+    ov_model = with_input_layout(ov_model, layout)
     for name, value in compile_config(options).items():
         ov_model.set_rt_info(value, [*COMPILE_OPTIONS_KEY, name])
     with steps("save"):
         ov.save_model(ov_model, str(staged), compress_to_fp16=job.precision == "fp16")
     ops = op_counts(ov_model)
-    return Lowered(rewrites=applied + applied_onnx, graph={"nodes": sum(ops.values()), "op_types": ops})
+    return Lowered(rewrites=applied + applied_onnx, graph={"nodes": sum(ops.values()), "op_types": ops},
+                   input_layout=layout)

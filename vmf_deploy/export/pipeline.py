@@ -239,7 +239,8 @@ def export_model(variant: str, target: str, out_dir: str | Path, checkpoint: str
             artifact=staged, target=tgt, precision=chosen, model=reference, variant=variant, input_shape=shape,
             checkpoint=Path(checkpoint) if checkpoint is not None else None, recipe=applied_recipe,
             rewrites=lowered.rewrites, delegation=lowered.delegation, graph=lowered.graph, parity=gate.record,
-            export_seconds=time.perf_counter() - started, quantization=quant.summary if quant else None)
+            export_seconds=time.perf_counter() - started, quantization=quant.summary if quant else None,
+            input_layout=lowered.input_layout)
         staged_manifest = write_json_atomic(manifest_path(staged), manifest)
         labels = ship_labels(tmp, manifest, checkpoint)
         os.replace(labels, out_dir / labels.name)

@@ -35,6 +35,7 @@ import vmf_deploy
 from vmf_deploy.export.errors import ExportError
 from vmf_deploy.export.targets import Target
 from vmf_deploy.parity import SQNR_CAP_DB, ParityTolerance
+from vmf_deploy.preprocess import LAYOUTS
 
 RECIPES_DIR = Path(vmf_deploy.__file__).resolve().parent.parent / "export"
 """The repository's ``export/`` folder holding the default recipes."""
@@ -100,6 +101,7 @@ TARGET_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "performance_hint": _one_of(*OPENVINO_PERFORMANCE_HINTS),
         "num_streams": _int_range(1, 64),
         "inference_num_threads": _int_range(0, 1024),
+        "input_layout": _one_of(*LAYOUTS),
     },
 }
 """Allowed keys of each target's table: key → (check, what a valid value is)."""

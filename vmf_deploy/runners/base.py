@@ -38,6 +38,9 @@ class Runner(ABC):
     one clip's latency; backends without such a mode ignore it."""
     in_flight: int = 1
     """How many clips :meth:`submit` usefully keeps running at once (1: it runs each clip synchronously)."""
+    input_layout: str = "NCTHW"
+    """The layout the loaded artifact takes (``vmf_deploy.preprocess.LAYOUTS``): a clip already in it is fed as is;
+    ``NCTHW`` clips are accepted by every runner (converted, at a copy's cost, where the artifact takes another)."""
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads
@@ -53,7 +56,7 @@ class Runner(ABC):
 
     @abstractmethod
     def run(self, clip: np.ndarray) -> np.ndarray:
-        """Run one input ``(B, 3, T, H, W)`` float32 and return logits ``(B, classes)`` float32."""
+        """Run one input ``(B, 3, T, H, W)`` (or ``input_layout``) float32 and return logits ``(B, classes)`` float32."""
 
     def submit(self, clip: np.ndarray) -> Future:
         """Start one clip; the returned future holds its logits (or the error ``run`` raised).

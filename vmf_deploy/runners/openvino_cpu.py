@@ -11,6 +11,10 @@ Latency-first by default (one synchronous infer request, as ``vmf-bench`` measur
 the IR is compiled with the ``THROUGHPUT`` hint, OpenVINO picks the streams, and
 :meth:`~OpenVINOCPURunner.submit` feeds an ``AsyncInferQueue`` of the plugin's optimal number of
 requests.
+
+An IR exported with ``[openvino] input_layout = "NTHWC"`` takes channels-last clips
+``(1, T, H, W, 3)`` (its runtime info says so: ``INPUT_LAYOUT_KEY``); the runner's
+``input_layout`` is then ``NTHWC``, and an ``NCTHW`` clip is transposed before it is fed.
 """
 
 from __future__ import annotations
@@ -20,10 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from vmf_deploy.preprocess import layout_shape, to_layout
+
 from .base import BackendUnavailable, Runner, RunnerError
 
 COMPILE_OPTIONS_KEY = ("vmf_deploy", "compile_options")
 """Where the IR's runtime info holds the recipe's compile options (``ov.Model.get_rt_info`` path)."""
+INPUT_LAYOUT_KEY = ("vmf_deploy", "input_layout")
+"""Where the IR's runtime info names the layout of its input (absent: ``NCTHW``)."""
 
 
 class OpenVINOCPURunner(Runner):
@@ -65,6 +73,7 @@ class OpenVINOCPURunner(Runner):
         core = ov.Core()
         try:
             model = core.read_model(str(artifact))
+            self.input_layout = input_layout(model)
             self.config = compile_options(model)
             if self.threads:
                 self.config["INFERENCE_NUM_THREADS"] = str(self.threads)
@@ -77,6 +86,8 @@ class OpenVINOCPURunner(Runner):
             raise RunnerError(f"OpenVINO could not load {artifact} on {self.device}: {first}; re-export it with "
                               "vmf-export --target openvino") from None
         self.request = self.compiled.create_infer_request()
+        shape = self.compiled.input(0).get_partial_shape()
+        self.input_shape = tuple(d.get_length() for d in shape) if shape.is_static else None
         if self.throughput:
             self.queue = ov.AsyncInferQueue(self.compiled, self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
             self.queue.set_callback(_deliver)
@@ -84,8 +95,18 @@ class OpenVINOCPURunner(Runner):
 
     def run(self, clip: np.ndarray) -> np.ndarray:
         """Run the infer request on one clip (a copy of the output: the request reuses its buffer)."""
-        self.request.infer({0: np.ascontiguousarray(clip, dtype=np.float32)})
+        self.request.infer({0: self.feed(clip)})
         return np.array(self.request.get_output_tensor(0).data, dtype=np.float32)
+
+    def feed(self, clip: np.ndarray) -> np.ndarray:
+        """``clip`` as the IR's input: as is in ``input_layout``, transposed from ``NCTHW``, else refused."""
+        clip = np.ascontiguousarray(clip, dtype=np.float32)
+        if self.input_shape is None or clip.shape == self.input_shape:
+            return clip
+        if clip.ndim == 5 and self.input_layout != "NCTHW" and layout_shape(clip.shape, self.input_layout) == self.input_shape:
+            return to_layout(clip, self.input_layout)
+        raise RunnerError(f"the IR takes {self.input_layout} input {list(self.input_shape)} but got "
+                          f"{list(clip.shape)}: preprocess with the artifact's manifest (its preprocessing)")
 
     def submit(self, clip: np.ndarray) -> Future:
         """Start one clip on the async queue (blocks while every request is busy); synchronous without one."""
@@ -93,8 +114,8 @@ class OpenVINOCPURunner(Runner):
             return super().submit(clip)
         future: Future = Future()
         try:
-            self.queue.start_async({0: np.ascontiguousarray(clip, dtype=np.float32)}, future)
-        except RuntimeError as e:  # a wrong input is refused here, before anything runs
+            self.queue.start_async({0: self.feed(clip)}, future)
+        except RuntimeError as e:  # a wrong input (RunnerError included) is refused here, before anything runs
             future.set_exception(e)
         return future
 
@@ -120,6 +141,13 @@ def _deliver(request: object, future: Future) -> None:
         future.set_result(np.array(request.get_output_tensor(0).data, dtype=np.float32))
     except Exception as e:  # noqa: BLE001 - an exception escaping the callback would be lost in OpenVINO's thread
         future.set_exception(e)
+
+
+def input_layout(model: object) -> str:
+    """The input layout an IR's runtime info names (``NCTHW`` for an IR without one)."""
+    if not model.has_rt_info(list(INPUT_LAYOUT_KEY)):
+        return "NCTHW"
+    return model.get_rt_info(list(INPUT_LAYOUT_KEY)).astype(str)
 
 
 def compile_options(model: object) -> dict[str, str]:
