@@ -8,7 +8,8 @@ corners in CHW order) on the BGR frame, as :func:`vmf_deploy.video.read_clip` ca
 preprocess the same decoded frames of generated 1280×720 and 640×272 videos to the 560m input
 (172 px), taking turns over the 64 frames, ``--rounds`` times. Also reported: the largest
 difference from ``before`` and from ``crop plan``, and ``read_clip``'s decode / preprocess seconds
-on each video. Prints a table, writes ``benchmarks/results/preprocess_speed.json``.
+on each video. ``after, NTHWC`` is the same function with a channels-last spec (an OpenVINO IR's clip,
+``export/openvino.toml``'s ``input_layout``), whose crop must equal ``after``'s transposed exactly. Prints a table, writes ``benchmarks/results/preprocess_speed.json``.
 
     .venv/bin/python benchmarks/preprocess_speed.py
 """
@@ -16,6 +17,7 @@ on each video. Prints a table, writes ``benchmarks/results/preprocess_speed.json
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import statistics
 import subprocess
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     before, crop_plan = load_at(BEFORE_COMMIT), load_at(CROP_PLAN_COMMIT)
     spec = PreprocessSpec(frames=64, crop=172, short_side=172)
+    channels_last = dataclasses.replace(spec, layout="NTHWC")
     old_spec = before.PreprocessSpec(frames=1, crop=172, short_side=172)
     plan_spec = crop_plan.PreprocessSpec(frames=64, crop=172, short_side=172)
     device = host_device_info()
@@ -112,32 +115,42 @@ def main(argv: list[str] | None = None) -> int:
                 pixels, channels = rgb_channels(frame, order="BGR")
                 return preprocess_frame(pixels, spec, channels)
 
-            paths = {"before": old, "crop plan": planned, "after": new}
+            def new_last(frame: np.ndarray) -> np.ndarray:
+                pixels, channels = rgb_channels(frame, order="BGR")
+                return preprocess_frame(pixels, channels_last, channels)
+
+            paths = {"before": old, "crop plan": planned, "after": new, "after, NTHWC": new_last}
             samples: dict[str, list[float]] = {k: [] for k in paths}
             for _ in range(args.rounds):
                 for key, fn in paths.items():
                     samples[key].append(time_frames(fn, frames))
             diff = max(float(np.abs(old(f) - new(f)).max()) for f in frames)
             diff_plan = max(float(np.abs(planned(f) - new(f)).max()) for f in frames)
+            diff_last = max(float(np.abs(new_last(f) - new(f).transpose(1, 2, 0)).max()) for f in frames)
             clip = read_clip(video, spec)
             med = {k: statistics.median(v) for k, v in samples.items()}
             rows.append({"video": name, "size": list(size), "frames": count, "ms_per_frame": med,
                          "samples_ms_per_frame": samples, "speedup": med["before"] / med["after"],
                          "speedup_over_crop_plan": med["crop plan"] / med["after"],
+                         "channels_last_over_planar": med["after, NTHWC"] / med["after"],
                          "max_abs_difference": diff, "max_abs_difference_crop_plan": diff_plan,
+                         "max_abs_difference_channels_last": diff_last,
                          "read_clip_decode_s": clip.stats.decode_seconds,
                          "read_clip_preprocess_s": clip.stats.preprocess_seconds})
     load.append(Path("/proc/loadavg").read_text().split()[:3])
     table = Table(title=f"Preprocessing per frame to 172 px, median of {args.rounds} interleaved rounds × 64 frames; "
                         f"{describe(device)}; load {load[0]} → {load[-1]}")
-    for col in ("video", "before ms", "crop plan ms", "after ms", "speedup", "over crop plan", "max |Δ|",
-                "max |Δ| crop plan", "read_clip decode s", "read_clip preprocess s"):
+    for col in ("video", "before ms", "crop plan ms", "after ms", "after NTHWC ms", "speedup", "over crop plan",
+                "NTHWC ÷ after", "max |Δ|", "max |Δ| crop plan", "max |Δ| NTHWC", "read_clip decode s",
+                "read_clip preprocess s"):
         table.add_column(col, justify="left" if col == "video" else "right")
     for r in rows:
         ms = r["ms_per_frame"]
         table.add_row(r["video"], f"{ms['before']:.2f}", f"{ms['crop plan']:.2f}", f"{ms['after']:.2f}",
-                      f"{r['speedup']:.1f}×", f"{r['speedup_over_crop_plan']:.2f}×", f"{r['max_abs_difference']:.1e}",
-                      f"{r['max_abs_difference_crop_plan']:.1e}", f"{r['read_clip_decode_s']:.3f}",
+                      f"{ms['after, NTHWC']:.2f}", f"{r['speedup']:.1f}×", f"{r['speedup_over_crop_plan']:.2f}×",
+                      f"{r['channels_last_over_planar']:.2f}", f"{r['max_abs_difference']:.1e}",
+                      f"{r['max_abs_difference_crop_plan']:.1e}", f"{r['max_abs_difference_channels_last']:.1e}",
+                      f"{r['read_clip_decode_s']:.3f}",
                       f"{r['read_clip_preprocess_s']:.3f}")
     Console(width=200).print(table)
     write_json_atomic(args.out, {"tool": "benchmarks/preprocess_speed.py", "command": " ".join(sys.argv),

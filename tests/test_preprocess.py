@@ -140,3 +140,11 @@ def test_an_unknown_layout_is_refused() -> None:
         PreprocessSpec(frames=1, crop=8, short_side=8, layout="NHWC")
     with pytest.raises(ValueError, match="layout 'NCHW' is not one of"):
         to_layout(np.zeros((1, 3, 1, 2, 2), np.float32), "NCHW")
+
+
+def test_a_channels_last_crop_needs_a_contiguous_out(rng) -> None:
+    spec = PreprocessSpec(frames=1, crop=8, short_side=10, layout="NTHWC")
+    frame = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    planar = np.empty((3, 8, 8), np.float32)
+    with pytest.raises(ValueError, match="out must be C-contiguous"):
+        preprocess_frame(frame, spec, out=planar.transpose(1, 2, 0))

@@ -178,10 +178,12 @@ def crop_plan(height: int, width: int, short_side: int, crop: int) -> CropPlan:
 class GatherPlan:
     """Flat offsets of the four bilinear corners of every output value, and the float32 constants.
 
-    ``index`` is ``(4, 3, crop, crop)`` (``(4, crop, crop, 3)`` for a channels-last spec): the
-    offsets, in the C-contiguous ``(H, W, depth)`` frame, of the top-left, top-right, bottom-left
-    and bottom-right source pixels of each output pixel, channel axis already in R, G, B order,
-    so one ``np.take`` gathers the crop's sources in the output's ``CHW`` (or ``HWC``) layout. ``wy``/``wx`` are the float32 weights of the
+    ``index`` is ``(4, 3, crop, crop)``: the offsets, in the C-contiguous ``(H, W, depth)`` frame,
+    of the top-left, top-right, bottom-left and bottom-right source pixels of each output pixel,
+    channel axis already in R, G, B order, so one ``np.take`` gathers the crop's sources in the
+    output's ``CHW`` layout. For a channels-last spec it is ``(4, crop, crop · 3)``, the ``HWC``
+    crop's rows, and the weights and constants are spread along those rows (``wx`` and ``scale``
+    repeated per channel), so each blend runs over whole contiguous rows as in ``CHW``. ``wy``/``wx`` are the float32 weights of the
     bottom and right corners; ``scale``/``shift`` fold 1/255, the mean and the std.
     """
 
@@ -207,9 +209,11 @@ def gather_plan(height: int, width: int, depth: int, channels: tuple[int, int, i
     index = np.stack([offsets(y_lo, x_lo), offsets(y_lo, x_hi), offsets(y_hi, x_lo), offsets(y_hi, x_hi)])
     scale = np.array([spec.scale / s for s in spec.std], dtype=np.float32)
     shift = np.array([m / s for m, s in zip(spec.mean, spec.std)], dtype=np.float32)
-    if spec.channels_last:
-        plan = GatherPlan(index=np.ascontiguousarray(index.transpose(0, 2, 3, 1), dtype=np.intp),
-                          wy=crop.wy.reshape(-1, 1, 1), wx=crop.wx.reshape(1, -1, 1), scale=scale, shift=shift)
+    if spec.channels_last:  # rows of crop · 3 interleaved values: every blend runs over long contiguous rows
+        size = spec.crop
+        plan = GatherPlan(index=np.ascontiguousarray(index.transpose(0, 2, 3, 1), dtype=np.intp).reshape(4, size, -1),
+                          wy=crop.wy.reshape(-1, 1), wx=np.repeat(crop.wx.reshape(-1), 3)[None],
+                          scale=np.tile(scale, size)[None], shift=np.tile(shift, size)[None])
     else:
         plan = GatherPlan(index=index.astype(np.intp), wy=crop.wy.reshape(1, -1, 1), wx=crop.wx.reshape(1, 1, -1),
                           scale=scale[:, None, None], shift=shift[:, None, None])
@@ -243,8 +247,11 @@ def preprocess_frame(frame: np.ndarray, spec: PreprocessSpec, channels: tuple[in
     right += left
     if out is None:
         out = np.empty(spec.frame_shape, dtype=np.float32)
-    np.multiply(right, plan.scale, out=out)
-    out -= plan.shift
+    rows = out.reshape(right.shape)  # a view: (crop, crop · 3) for a channels-last crop
+    if not np.may_share_memory(rows, out):
+        raise ValueError("out must be C-contiguous for a channels-last spec (a view of the clip's frame t)")
+    np.multiply(right, plan.scale, out=rows)
+    rows -= plan.shift
     return out
 
 
