@@ -300,7 +300,8 @@ def lower(job: LoweringJob) -> Lowered:
                          "per_channel": quant.options["per_channel"],
                          "calibration_method": quant.options["calibration_method"],
                          "fp32_module_paths": fp32_module_paths(quant.classes, quant.options["fp32_modules"]),
-                         "fp32_outputs": quant.options["fp32_outputs"]}
+                         "fp32_outputs": quant.options["fp32_outputs"],
+                         "kept_linears": quant.options["kept_linears"]}
     program = lower_to_executorch(job.model, torch.zeros(job.shape), job.recipe, fuse=job.fuse, quantize=quantize)
     if quant:
         quant.summary.update(program.delegation.pop("precision"))

@@ -134,6 +134,7 @@ QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "calibration_clips": _CLIPS,
         "fp32_modules": _str_list(),
         "fp32_outputs": _BOOL,
+        "kept_linears": _one_of("dynamic_int8", "fp32"),
     },
     "openvino": {
         "scheme": _one_of("nncf-ptq"),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import operator
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,6 +74,22 @@ def quantization_config(per_channel: bool, calibration_method: str) -> Any:
     return replace(config, input_activation=activations, output_activation=activations)
 
 
+def dynamic_quantizer(selected: Callable[[torch.fx.Node], bool]) -> Any:
+    """``XNNPACKQuantizer`` of the ``selected`` nodes' linears (and convs) as dynamically quantized ops.
+
+    Int8 per-channel weights; each input quantized per row when the op runs, from its own range, so no
+    calibration range is involved; the output stays fp32. XNNPACK runs them as its ``qd8-f32-qc8w``
+    kernels. The other ops of those nodes (sigmoid, mul, the DyReLU's max) are not annotated.
+    """
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                          get_symmetric_quantization_config)
+
+    quantizer = XNNPACKQuantizer()
+    quantizer.set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True))
+    quantizer.set_filter_function(selected)
+    return quantizer
+
+
 def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.ndarray], options: dict,
                       classes: dict[str, str], diff_clips: int = 2) -> tuple[Any, list[LayerError]]:
     """PT2E-quantize an ``ExportedProgram`` of the frames model: the re-exported quantized program and its layer diff.
@@ -86,6 +102,7 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
 
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_module_name_filter
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import ComposableQuantizer
 
     quantizer = XNNPACKQuantizer()
     method = options.get("calibration_method", "histogram")  # manifests older than the key were histogram-calibrated
@@ -95,8 +112,14 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
     reference = exported.module()
     model = exported.module()
     outputs = set(output_nodes(model.graph)) if options.get("fp32_outputs", False) else set()  # older manifests lack it
+
+    def left_out(node: torch.fx.Node) -> bool:
+        return node.name in outputs or any(inside(node) for inside in kept)
+
     if kept or outputs:  # set_module_name(path, None) is not supported: filter those nodes out instead
-        quantizer.set_filter_function(lambda node: node.name not in outputs and not any(inside(node) for inside in kept))
+        quantizer.set_filter_function(lambda node: not left_out(node))
+        if options.get("kept_linears", "fp32") == "dynamic_int8":
+            quantizer = ComposableQuantizer([quantizer, dynamic_quantizer(left_out)])
     prepared = prepare_pt2e(model, quantizer)
     with torch.no_grad():
         for clip in clips:
@@ -165,11 +188,14 @@ def compute_precision(graph_module: torch.fx.GraphModule, compute_ops: Sequence[
     """int8 vs fp32 compute ops of a lowered program, inside the XNNPACK delegate and outside it.
 
     A compute op is int8 when both its inputs come from ``dequantize`` nodes and its output goes
-    to a ``quantize`` node (the pattern XNNPACK fuses into an int8 kernel); an op that only
-    reads dequantized tensors (a ``bmm`` after a quantized ``linear``) runs in fp32. Returns
-    ``{"compute_ops": {"int8", "fp32"}, "by_op": {op: {"int8", "fp32"}}}``.
+    to a ``quantize`` node (the pattern XNNPACK fuses into an int8 kernel); ``dynamic_int8`` when
+    both inputs are dequantized, the activation's scale computed at run time (``choose_qparams``),
+    and the output stays fp32 (:func:`dynamic_quantizer`); an op that only reads dequantized tensors
+    of fixed scales (a ``bmm`` after a quantized ``linear``) runs in fp32. Returns
+    ``{"compute_ops": {"int8", "dynamic_int8", "fp32"}, "by_op": {op: {"int8", "dynamic_int8", "fp32"}}}``.
     """
     by_op: dict[str, Counter] = {}
+    kinds = ("int8", "dynamic_int8", "fp32")
 
     def visit(gm: torch.fx.GraphModule) -> None:
         for node in gm.graph.nodes:
@@ -181,11 +207,17 @@ def compute_precision(graph_module: torch.fx.GraphModule, compute_ops: Sequence[
             if op not in compute_ops:
                 continue
             args = [a for a in node.args[:2] if isinstance(a, torch.fx.Node)]
-            int8 = (len(args) == 2 and all(a.op == "call_function" and _name(a.target) in DEQUANTIZE_OPS for a in args)
-                    and any(u.op == "call_function" and _name(u.target) in QUANTIZE_OPS for u in node.users))
-            by_op.setdefault(op, Counter())["int8" if int8 else "fp32"] += 1
+            dequantized = (len(args) == 2
+                           and all(a.op == "call_function" and _name(a.target) in DEQUANTIZE_OPS for a in args))
+            if dequantized and any(u.op == "call_function" and _name(u.target) in QUANTIZE_OPS for u in node.users):
+                kind = "int8"
+            elif dequantized and isinstance(args[0].args[1], torch.fx.Node):  # a scale computed when the op runs
+                kind = "dynamic_int8"
+            else:
+                kind = "fp32"
+            by_op.setdefault(op, Counter())[kind] += 1
 
     visit(graph_module)
     total = sum(by_op.values(), Counter())
-    return {"compute_ops": {"int8": total["int8"], "fp32": total["fp32"]},
-            "by_op": {op: {"int8": c["int8"], "fp32": c["fp32"]} for op, c in sorted(by_op.items())}}
+    return {"compute_ops": {k: total[k] for k in kinds},
+            "by_op": {op: {k: c[k] for k in kinds} for op, c in sorted(by_op.items())}}

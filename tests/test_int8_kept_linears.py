@@ -1,0 +1,88 @@
+"""The executorch recipe's ``kept_linears``: the linears left out of static int8 (``fp32_modules``, ``fp32_outputs``)
+as XNNPACK dynamically quantized linears (int8 weights, fp32 output), or fp32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vmf_deploy.export.errors import ExportError
+from vmf_deploy.export.recipes import default_recipe_path, load_recipe
+from vmf_deploy.export.targets import get_target
+from vmf_deploy.quantize.pt2e_xnnpack import compute_precision, quantize_exported
+
+SHAPE = (1, 16, 8, 8)
+
+
+class Gate(torch.nn.Module):
+    """A DyReLU-like coefficient MLP: two linears over the pooled map, a sigmoid."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reduce = torch.nn.Linear(16, 64)
+        self.expand = torch.nn.Linear(64, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.expand(torch.relu(self.reduce(x.mean((2, 3))))))
+
+
+class Net(torch.nn.Module):
+    """A conv (statically int8), a kept ``Gate`` module and a classifier computing the output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(16, 16, 1)
+        self.gate = Gate()
+        self.classifier = torch.nn.Linear(16, 400)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(x))
+        return self.classifier((y * self.gate(y)[:, :, None, None]).mean((2, 3)))
+
+
+def _lowered(kept_linears: str) -> tuple[dict, bytes, torch.nn.Module, list[np.ndarray]]:
+    """Net quantized with ``kept_linears`` and lowered to XNNPACK: its compute precision, .pte bytes, model, clips."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    torch.manual_seed(0)
+    model = Net().eval()
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal(SHAPE).astype(np.float32) for _ in range(16)]
+    example = torch.from_numpy(clips[0])
+    options = {"per_channel": True, "calibration_method": "minmax", "fp32_modules": ["Gate"], "fp32_outputs": True,
+               "kept_linears": kept_linears}
+    classes = {name: type(module).__name__ for name, module in model.named_modules()}
+    program, _ = quantize_exported(torch.export.export(model, (example,), strict=False), example, clips, options,
+                                   classes, 0)
+    edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+    precision = compute_precision(edge.exported_program().graph_module, ("aten.convolution", "aten.linear"))
+    return precision, edge.to_executorch().buffer, model, clips
+
+
+def test_dynamic_int8_stores_the_kept_linears_int8_and_keeps_the_logits_fp32() -> None:
+    from executorch.runtime import Runtime
+
+    fp32, fp32_pte, model, clips = _lowered("fp32")
+    dynamic, dynamic_pte, _, _ = _lowered("dynamic_int8")
+    assert fp32["by_op"]["aten.linear"] == {"int8": 0, "dynamic_int8": 0, "fp32": 3}
+    assert dynamic["by_op"]["aten.linear"] == {"int8": 0, "dynamic_int8": 3, "fp32": 0}  # the gate's two + classifier
+    assert fp32["by_op"]["aten.convolution"] == dynamic["by_op"]["aten.convolution"]  # the static part is unchanged
+    assert len(dynamic_pte) < len(fp32_pte) - 3 * 16 * 400  # the classifier's 6 400 weights: 1 byte, not 4
+    program = Runtime.get().load_program(dynamic_pte).load_method("forward")
+    for clip in clips[:4]:
+        with torch.no_grad():
+            expected = model(torch.from_numpy(clip)).numpy()
+        got = program.execute([torch.from_numpy(clip)])[0].numpy()
+        assert len(np.unique(got)) > 256  # fp32 logits, not 256 levels between a calibrated min and max
+        assert np.abs(got - expected).max() <= 0.1 * np.abs(expected).max()
+
+
+def test_the_recipe_key_is_validated(tmp_path) -> None:
+    text = default_recipe_path(get_target("executorch")).read_text()
+    assert 'kept_linears = "fp32"' in text
+    path = tmp_path / "bad.toml"
+    path.write_text(text.replace('kept_linears = "fp32"', 'kept_linears = "int4"'))
+    with pytest.raises(ExportError, match=r"kept_linears must be one of"):
+        load_recipe(get_target("executorch"), path)
