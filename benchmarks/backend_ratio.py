@@ -9,7 +9,8 @@ issue 17's OpenVINO ≤ 1.0× onnxruntime).
 The bench matrix measures one backend after another; on a VM whose speed drifts for minutes
 at a time, a ratio of two such medians carries the drift. Here each runtime lives in its own
 process (so neither's thread pool runs while the other is timed) and they take turns: per
-round, each process runs one untimed clip and ``--block`` timed clips, then hands over. Both
+round, each process runs one untimed clip and ``--block`` timed clips, then hands over. Each is fed the
+clip in its artifact's own input layout (an OpenVINO IR takes it channels-last), as ``vmf-bench`` does. Both
 see the same minutes, so the ratio of their medians is the runtimes', not the machine's.
 The ratio is the second backend's median ÷ the first's. Writes ``benchmarks/results/backend_ratio.json``.
 """
@@ -32,6 +33,7 @@ MAX_RATIO = 1.2
 def serve(backend: str, artifact: str, threads: int, conn) -> None:  # noqa: ANN001 - a multiprocessing Connection
     """Worker: load ``artifact`` with ``backend``'s runner, then answer ``block`` requests with timed samples."""
     from vmf_deploy.parity import parity_clips
+    from vmf_deploy.preprocess import to_layout
     from vmf_deploy.runners import get_runner
 
     runner = get_runner(backend, threads=threads)
@@ -40,7 +42,7 @@ def serve(backend: str, artifact: str, threads: int, conn) -> None:  # noqa: ANN
     clip = None
     while (block := conn.recv()) is not None:
         if clip is None:
-            clip = parity_clips(block["shape"], [0])[0]
+            clip = to_layout(parity_clips(block["shape"], [0])[0], runner.input_layout)  # as the artifact takes it
         runner.run(clip)  # untimed: the other process just had the cores
         samples = []
         for _ in range(block["runs"]):

@@ -40,23 +40,28 @@ BACKENDS = {"onnx": "onnxruntime-cpu", "executorch": "executorch-xnnpack", "open
 
 def interleaved_ms(artifacts: dict[str, Path], backend: str, clip, rounds: int, block: int,
                    threads: int) -> dict[str, float]:
-    """Median ms of each artifact, timed in turns: per round, one untimed run then ``block`` timed runs each."""
+    """Median ms of each artifact, timed in turns: per round, one untimed run then ``block`` timed runs each.
+
+    Each runner is fed ``clip`` (NCTHW) in its artifact's own input layout, converted once, outside the timing.
+    """
+    from vmf_deploy.preprocess import to_layout
     from vmf_deploy.runners import get_runner
 
-    runners = {}
+    runners, feeds = {}, {}
     for name, path in artifacts.items():
         runners[name] = get_runner(backend, threads=threads)
         runners[name].load(path)
+        feeds[name] = to_layout(clip, runners[name].input_layout)
         for _ in range(3):
-            runners[name].run(clip)
+            runners[name].run(feeds[name])
     samples: dict[str, list[float]] = {name: [] for name in artifacts}
     for round_index in range(rounds):
         names = list(runners)
         for name in names[round_index % len(names):] + names[:round_index % len(names)]:
-            runners[name].run(clip)
+            runners[name].run(feeds[name])
             for _ in range(block):
                 start = time.perf_counter()
-                runners[name].run(clip)
+                runners[name].run(feeds[name])
                 samples[name].append((time.perf_counter() - start) * 1e3)
     for runner in runners.values():
         runner.close()

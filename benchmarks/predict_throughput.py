@@ -62,7 +62,7 @@ def gil_wakeups(predictor: object, runs: int = 3) -> float:
 
     import numpy as np
 
-    clip = np.zeros(predictor.spec.input_shape, np.float32)
+    clip = np.zeros(predictor.spec.tensor_shape, np.float32)  # in the layout the runner takes
     predictor.runner.run(clip)
     ticks: list[float] = []
     stop = threading.Event()
