@@ -147,8 +147,8 @@ def test_the_recipe_key_is_validated(tmp_path: Path) -> None:
 
 
 def test_vmf_bench_times_the_clip_in_the_irs_own_layout(ir_560m, tmp_path: Path, monkeypatch) -> None:
-    """The worker converts its timing clip once, so no transpose is timed; parity clips stay planar (the runner
-    converts them, and their logits are compared with PyTorch's)."""
+    """The worker converts its clips once, before anything is timed, one at a time (the peak RSS holds no second
+    copy of them): the timed runs and the parity runs feed the IR its own layout."""
     from vmf_deploy.bench.worker import measure
     from vmf_deploy.runners.openvino_cpu import OpenVINOCPURunner
 
@@ -160,4 +160,4 @@ def test_vmf_bench_times_the_clip_in_the_irs_own_layout(ir_560m, tmp_path: Path,
     out = measure({"backend": "openvino-cpu", "threads": 1, "warmup": 1, "runs": 2, "artifact": str(ir_560m.artifact),
                    "model": None, "clips": [str(clip_file)], "profile": False, "profile_dir": str(tmp_path)})
     assert len(out["samples_ms"]) == 2 and len(out["logits"]) == 1
-    assert fed == [(1, FRAMES, 172, 172, 3)] * 3 + [(1, 3, FRAMES, 172, 172)]
+    assert fed == [(1, FRAMES, 172, 172, 3)] * 4
