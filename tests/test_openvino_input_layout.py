@@ -100,7 +100,8 @@ def test_the_runner_refuses_a_clip_of_neither_layout(ir_560m) -> None:
     runner = get_runner("openvino-cpu", threads=1)
     runner.load(ir_560m.artifact)
     try:
-        with pytest.raises(RunnerError, match=r"takes NTHWC input \[1, 16, 172, 172, 3\] but got \[1, 3, 8, 172, 172\]"):
+        expected = r"takes NTHWC input \[1, 16, 172, 172, 3\] but got \[1, 3, 8, 172, 172\]"
+        with pytest.raises(RunnerError, match=expected):
             runner.run(np.zeros((1, 3, 8, 172, 172), np.float32))
         with pytest.raises(RunnerError, match="takes NTHWC input"):
             runner.submit(np.zeros((1, 172, 172, 16, 3), np.float32)).result()

@@ -183,8 +183,9 @@ class GatherPlan:
     channel axis already in R, G, B order, so one ``np.take`` gathers the crop's sources in the
     output's ``CHW`` layout. For a channels-last spec it is ``(4, crop, crop · 3)``, the ``HWC``
     crop's rows, and the weights and constants are spread along those rows (``wx`` and ``scale``
-    repeated per channel), so each blend runs over whole contiguous rows as in ``CHW``. ``wy``/``wx`` are the float32 weights of the
-    bottom and right corners; ``scale``/``shift`` fold 1/255, the mean and the std.
+    repeated per channel), so each blend runs over whole contiguous rows as in ``CHW``. ``wy``/``wx``
+    are the float32 weights of the bottom and right corners; ``scale``/``shift`` fold 1/255, the mean
+    and the std.
     """
 
     index: np.ndarray

@@ -67,7 +67,7 @@ def op_counts(ov_model: Any) -> dict[str, int]:
 
 
 def with_input_layout(ov_model: Any, layout: str) -> Any:
-    """A copy of ``ov_model`` taking its input in ``layout`` (``PrePostProcessor``: the transpose becomes part of the IR).
+    """A copy of ``ov_model`` taking its input in ``layout`` (``PrePostProcessor``: the transpose joins the IR).
 
     A copy, because the int8 per-layer diff still runs the quantized model on planar clips.
     """

@@ -103,7 +103,8 @@ class OpenVINOCPURunner(Runner):
         clip = np.ascontiguousarray(clip, dtype=np.float32)
         if self.input_shape is None or clip.shape == self.input_shape:
             return clip
-        if clip.ndim == 5 and self.input_layout != "NCTHW" and layout_shape(clip.shape, self.input_layout) == self.input_shape:
+        planar = clip.ndim == 5 and self.input_layout != "NCTHW"
+        if planar and layout_shape(clip.shape, self.input_layout) == self.input_shape:
             return to_layout(clip, self.input_layout)
         raise RunnerError(f"the IR takes {self.input_layout} input {list(self.input_shape)} but got "
                           f"{list(clip.shape)}: preprocess with the artifact's manifest (its preprocessing)")
