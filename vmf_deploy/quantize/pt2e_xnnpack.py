@@ -9,7 +9,9 @@ softmax, division and the sigmoids stay fp32. The recipe's ``calibration_method`
 activations' observer: ``minmax`` (the calibration clips' full range) or ``histogram`` (the
 quantizer's default, which clips the range to minimise the calibration clips' rounding error). Modules of the
 recipe's ``fp32_modules`` classes are not annotated at all, nor, with ``fp32_outputs``, the
-ops that compute the program's outputs (the classifier linear and any view after it).
+ops that compute the program's outputs (the classifier linear and any view after it). With
+``kept_linears = "dynamic_int8"`` the linears among those left-out nodes are annotated by a second,
+dynamic quantizer instead (:func:`dynamic_quantizer`): int8 weights, fp32 output.
 """
 
 from __future__ import annotations
