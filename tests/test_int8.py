@@ -254,7 +254,7 @@ def test_executorch_int8_is_fully_delegated_int8_and_passes_the_gate(executorch_
     assert "blocks.0.mobile.act1" in q["fp32_module_paths"]
     assert {"blocks.0.former.norm1", "blocks.0.mobile_to_former.norm"} <= set(q["fp32_module_paths"])  # LayerNorm
     assert q["fp32_outputs"] is True and any(name.startswith("linear") for name in q["fp32_output_nodes"])
-    assert q["calibration_method"] == "minmax" and q["kept_linears"] == "fp32"
+    assert q["calibration_method"] == "minmax" and q["kept_linears"] == "fp32" and q["dyrelu_application"] == "int8"
     assert q["compute_ops"]["dynamic_int8"] == 0  # the kept linears stay fp32 (tests/test_int8_kept_linears.py)
     assert q["layer_errors"]["method"].startswith("torchao numeric debugger")
     assert [name for name, _ in result.steps].count("quantize") == 1

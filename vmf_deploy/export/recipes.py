@@ -135,6 +135,7 @@ QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "fp32_modules": _str_list(),
         "fp32_outputs": _BOOL,
         "kept_linears": _one_of("dynamic_int8", "fp32"),
+        "dyrelu_application": _one_of("fp32", "int8"),
     },
     "openvino": {
         "scheme": _one_of("nncf-ptq"),

@@ -11,7 +11,10 @@ quantizer's default, which clips the range to minimise the calibration clips' ro
 recipe's ``fp32_modules`` classes are not annotated at all, nor, with ``fp32_outputs``, the
 ops that compute the program's outputs (the classifier linear and any view after it). With
 ``kept_linears = "dynamic_int8"`` the linears among those left-out nodes are annotated by a second,
-dynamic quantizer instead (:func:`dynamic_quantizer`): int8 weights, fp32 output.
+dynamic quantizer instead (:func:`dynamic_quantizer`): int8 weights, fp32 output. With
+``dyrelu_application = "int8"`` a kept DyReLU's ``relu(x) + a2·x`` is quantized after all
+(:func:`dyrelu_application_nodes`); only its slopes ``a2`` are computed in fp32. Zero pads of int8
+tensors keep their input's range (:func:`share_pad_ranges`), which XNNPACK's int8 pad requires.
 """
 
 from __future__ import annotations
@@ -39,6 +42,34 @@ def fp32_module_paths(classes: dict[str, str], fp32_modules: Sequence[str]) -> l
     """Module paths of the reference model whose class is in ``fp32_modules`` (outermost only)."""
     paths = sorted(p for p, c in classes.items() if c in set(fp32_modules) and p)
     return [p for p in paths if not any(p.startswith(q + ".") for q in paths)]
+
+
+def dyrelu_application_nodes(graph: torch.fx.Graph, paths: Sequence[str]) -> set[str]:
+    """Names of the nodes that apply each module at ``paths`` to its feature map: ``relu(x) + a2·x``.
+
+    A fused dynamic ReLU ends in that sum. Walking back from the module's output through
+    :data:`VIEW_OPS` finds the ``add``; it and its ``mul`` operand are the application, everything
+    else in the module (the pooling, the coefficient MLP, the clamps) computes ``a2``. The ``relu``
+    needs no entry: the quantizer shares its input's range with it anyway. A module whose output is
+    not such a sum (the unfused ``max(a1·x, a2·x)``) yields nothing.
+    """
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_module_name_filter
+
+    names: set[str] = set()
+    for path in paths:
+        inside = get_module_name_filter(path)
+        members = {n for n in graph.nodes if n.op == "call_function" and inside(n)}
+        for node in members:
+            if all(user in members for user in node.users):
+                continue
+            while _aten_op(node) in VIEW_OPS and node.all_input_nodes and node.all_input_nodes[0] in members:
+                node = node.all_input_nodes[0]
+            if _aten_op(node) != "aten.add":
+                continue
+            products = [a for a in node.all_input_nodes if a in members and _aten_op(a) == "aten.mul"]
+            if products:
+                names.update([node.name, *(a.name for a in products)])
+    return names
 
 
 def _contiguous_constants(module: torch.nn.Module) -> None:
@@ -76,6 +107,51 @@ def quantization_config(per_channel: bool, calibration_method: str) -> Any:
     return replace(config, input_activation=activations, output_activation=activations)
 
 
+PAD_OPS = ("aten.pad", "aten.constant_pad_nd")
+"""Zero padding: exact in int8 when the pad keeps its input's range (0.0 is the zero point)."""
+
+
+def share_pad_ranges(model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Give each zero pad of a quantized tensor its input's range, and the views after it the pad's.
+
+    ``XNNPACKQuantizer`` leaves pads unannotated: a pad between a quantized producer and a
+    quantized consumer reads a dequantized tensor and feeds a quantize of another range, and
+    XNNPACK refuses such a pad ("Failed to create StaticConstantPad", its int8 pad keeps one
+    range). The frames model's temporal taps pad the clip's stack of frames: with
+    ``dyrelu_application = "int8"``, or without the DyReLU in ``fp32_modules``, the stack they
+    pad is the DyReLU's int8 output.
+    """
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import propagate_annotation
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, SharedQuantizationSpec
+
+    for node in model.graph.nodes:
+        if node.op != "call_function" or _aten_op(node) not in PAD_OPS or "quantization_annotation" in node.meta:
+            continue
+        source = node.args[0]
+        annotation = source.meta.get("quantization_annotation") if isinstance(source, torch.fx.Node) else None
+        if annotation is None or annotation.output_qspec is None:
+            continue
+        shared = SharedQuantizationSpec(source)
+        node.meta["quantization_annotation"] = QuantizationAnnotation(
+            input_qspec_map={source: shared}, output_qspec=shared, _annotated=True)
+    propagate_annotation(model)
+    return model
+
+
+def pad_range_quantizer() -> Any:
+    """A quantizer that runs :func:`share_pad_ranges` after the others (last in a ``ComposableQuantizer``)."""
+    from torchao.quantization.pt2e.quantizer import Quantizer
+
+    class PadRanges(Quantizer):
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            return share_pad_ranges(model)
+
+        def validate(self, model: torch.fx.GraphModule) -> None:
+            pass
+
+    return PadRanges()
+
+
 def dynamic_quantizer(selected: Callable[[torch.fx.Node], bool]) -> Any:
     """``XNNPACKQuantizer`` of the ``selected`` nodes' linears (and convs) as dynamically quantized ops.
 
@@ -83,8 +159,10 @@ def dynamic_quantizer(selected: Callable[[torch.fx.Node], bool]) -> Any:
     calibration range is involved; the output stays fp32. XNNPACK runs them as its ``qd8-f32-qc8w``
     kernels. The other ops of those nodes (sigmoid, mul, the DyReLU's max) are not annotated.
     """
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
-                                                                          get_symmetric_quantization_config)
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
 
     quantizer = XNNPACKQuantizer()
     quantizer.set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True))
@@ -100,9 +178,8 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
     the module paths, so ``fp32_modules`` are found by path. The layer diff (:func:`layer_diff`)
     runs on the first ``diff_clips`` calibration clips (0: none).
     """
-    from torchao.quantization.pt2e import generate_numeric_debug_handle
-
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_module_name_filter
+    from torchao.quantization.pt2e import generate_numeric_debug_handle
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import ComposableQuantizer
 
@@ -114,15 +191,18 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
     reference = exported.module()
     model = exported.module()
     outputs = set(output_nodes(model.graph)) if options.get("fp32_outputs", False) else set()  # older manifests lack it
+    applied = set()
+    if options.get("dyrelu_application", "fp32") == "int8":  # manifests older than the key applied it in fp32
+        applied = dyrelu_application_nodes(model.graph, fp32_module_paths(classes, options["fp32_modules"]))
 
     def left_out(node: torch.fx.Node) -> bool:
-        return node.name in outputs or any(inside(node) for inside in kept)
+        return node.name in outputs or (node.name not in applied and any(inside(node) for inside in kept))
 
     if kept or outputs:  # set_module_name(path, None) is not supported: filter those nodes out instead
         quantizer.set_filter_function(lambda node: not left_out(node))
         if options.get("kept_linears", "fp32") == "dynamic_int8":
             quantizer = ComposableQuantizer([quantizer, dynamic_quantizer(left_out)])
-    prepared = prepare_pt2e(model, quantizer)
+    prepared = prepare_pt2e(model, ComposableQuantizer([quantizer, pad_range_quantizer()]))
     with torch.no_grad():
         for clip in clips:
             prepared(_tensor(clip))
@@ -133,6 +213,11 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
         return torch.export.export(converted, (example,), strict=False), layers
 
 
+def _aten_op(node: torch.fx.Node) -> str:
+    """``aten.add`` for a node of an exported (pre-edge) graph calling ``aten.add.Tensor``."""
+    return ".".join(str(node.target).split(".")[:2])
+
+
 def output_nodes(graph: torch.fx.Graph) -> list[str]:
     """Names of the nodes that compute ``graph``'s outputs: each output's producer, walked back
     through :data:`VIEW_OPS` to the first node that computes, that one included."""
@@ -141,7 +226,7 @@ def output_nodes(graph: torch.fx.Graph) -> list[str]:
         for node in output.all_input_nodes:
             while node.op == "call_function" and node.name not in names:
                 names.append(node.name)
-                if ".".join(str(node.target).split(".")[:2]) not in VIEW_OPS or not node.all_input_nodes:
+                if _aten_op(node) not in VIEW_OPS or not node.all_input_nodes:
                     break
                 node = node.all_input_nodes[0]
     return names

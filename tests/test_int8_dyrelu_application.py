@@ -1,0 +1,101 @@
+"""The executorch recipe's ``dyrelu_application``: a kept DyReLU's ``relu(x) + a2·x`` in int8, its slopes in fp32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vmf_deploy.export.errors import ExportError
+from vmf_deploy.export.recipes import default_recipe_path, load_recipe
+from vmf_deploy.export.targets import get_target
+from vmf_deploy.quantize.pt2e_xnnpack import compute_precision, dyrelu_application_nodes, quantize_exported
+
+SHAPE = (4, 16, 8, 8)  # four frames of one clip, frames in the batch as in the ExecuTorch model
+
+
+class Slopes(torch.nn.Module):
+    """A fused dynamic ReLU: ``a2`` from a coefficient MLP over the pooled map, then ``relu(x) + a2·x``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reduce = torch.nn.Linear(16, 8)
+        self.expand = torch.nn.Linear(8, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a2 = F.hardtanh(self.expand(torch.relu(self.reduce(x.mean((2, 3))))), -1.0, 0.0)
+        return F.relu(x) + a2.reshape(x.shape[0], x.shape[1], 1, 1) * x
+
+
+class Net(torch.nn.Module):
+    """conv → kept ``Slopes`` → a temporal tap that zero-pads the frames → conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expand = torch.nn.Conv2d(16, 16, 1)
+        self.act = Slopes()
+        self.project = torch.nn.Conv2d(16, 16, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.expand(x))
+        previous = F.pad(y, (0, 0, 0, 0, 0, 0, 1, 0))[: y.shape[0]]  # frame t-1, zeros before the first
+        return self.project(y + previous)
+
+
+def _lowered(application: str) -> tuple[dict, set[str], bytes, torch.nn.Module, list[np.ndarray]]:
+    """Net quantized with ``dyrelu_application`` and lowered to XNNPACK: precision, applied nodes, .pte, model, clips."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    torch.manual_seed(0)
+    model = Net().eval()
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal(SHAPE).astype(np.float32) for _ in range(16)]
+    example = torch.from_numpy(clips[0])
+    options = {"per_channel": True, "calibration_method": "minmax", "fp32_modules": ["Slopes"], "fp32_outputs": False,
+               "kept_linears": "fp32", "dyrelu_application": application}
+    classes = {name: type(module).__name__ for name, module in model.named_modules()}
+    exported = torch.export.export(model, (example,), strict=False)
+    applied = dyrelu_application_nodes(exported.graph, ["act"])
+    program, _ = quantize_exported(exported, example, clips, options, classes, 0)
+    edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+    precision = compute_precision(edge.exported_program().graph_module, ("aten.mul", "aten.add", "aten.linear"))
+    return precision, applied, edge.to_executorch().buffer, model, clips
+
+
+def test_the_application_is_the_output_sum_and_its_product() -> None:
+    model = Net().eval()
+    exported = torch.export.export(model, (torch.zeros(SHAPE),), strict=False)
+    names = dyrelu_application_nodes(exported.graph, ["act"])
+    targets = {str(n.target) for n in exported.graph.nodes if n.name in names}
+    assert targets == {"aten.add.Tensor", "aten.mul.Tensor"}
+    assert len(names) == 2  # the tap's add is outside the module
+    assert dyrelu_application_nodes(exported.graph, ["project"]) == set()  # a conv ends in no such sum
+
+
+def test_int8_application_runs_in_xnnpack_and_keeps_the_slopes_fp32() -> None:
+    from executorch.runtime import Runtime
+
+    fp32, _, _, _, _ = _lowered("fp32")
+    int8, applied, pte, model, clips = _lowered("int8")
+    assert len(applied) == 2
+    assert fp32["by_op"]["aten.mul"] == {"int8": 0, "dynamic_int8": 0, "fp32": 1}
+    assert int8["by_op"]["aten.mul"] == {"int8": 1, "dynamic_int8": 0, "fp32": 0}
+    assert int8["by_op"]["aten.add"]["int8"] == fp32["by_op"]["aten.add"]["int8"] + 1  # the module's sum
+    assert int8["by_op"]["aten.linear"] == fp32["by_op"]["aten.linear"] == {"int8": 0, "dynamic_int8": 0, "fp32": 2}
+    program = Runtime.get().load_program(pte).load_method("forward")  # the int8 pad is accepted by XNNPACK
+    for clip in clips[:4]:
+        with torch.no_grad():
+            expected = model(torch.from_numpy(clip)).numpy()
+        got = program.execute([torch.from_numpy(clip)])[0].numpy()
+        assert np.abs(got - expected).max() <= 0.1 * np.abs(expected).max()
+
+
+def test_the_recipe_key_is_validated(tmp_path) -> None:
+    text = default_recipe_path(get_target("executorch")).read_text()
+    assert 'dyrelu_application = "int8"' in text
+    path = tmp_path / "bad.toml"
+    path.write_text(text.replace('dyrelu_application = "int8"', 'dyrelu_application = "int4"'))
+    with pytest.raises(ExportError, match=r"dyrelu_application must be one of"):
+        load_recipe(get_target("executorch"), path)
