@@ -25,25 +25,21 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "profile_groups.json"
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("int8 <-> fp32 conversion", ("convert", "quantizelinear", "dequantizelinear", "fakequantize")),
+    ("attention: softmax, batch matmul", ("softmax", "batch matrix")),
     ("convolution", ("convolution", "conv")),
     ("linear", ("fully connected", "gemm", "matmul", "fullyconnected")),
-    ("attention: softmax, batch matmul", ("softmax", "batch matrix")),
     ("layout: transpose, reshape, slice, pad, copy", ("transpose", "reshape", "slice", "pad", "copy", "reorder",
                                                        "concat", "gather")),
     ("element-wise: add, mul, clamp", ("add", "multiply", "mul", "clamp", "subtract", "eltwise", "relu")),
 )
-"""Group name → lower-case substrings of an op name, first match wins (so a batch matmul is attention)."""
+"""Group name → lower-case substrings of an op name; the first group that matches wins, so ``Convert`` is a
+conversion, not a convolution, and XNNPACK's ``Batch Matrix Multiply ... GEMM`` is attention, not a linear."""
 
 
 def group_of(op: str) -> str:
     """The group of a profiled op name."""
     name = op.lower()
-    if "batch matrix" in name or "softmax" in name:
-        return "attention: softmax, batch matmul"
-    for group, keys in GROUPS:
-        if any(key in name for key in keys):
-            return group
-    return "other (means, pooling, ...)"
+    return next((group for group, keys in GROUPS if any(key in name for key in keys)), "other (means, pooling, ...)")
 
 
 def grouped(path: Path) -> dict[str, float]:

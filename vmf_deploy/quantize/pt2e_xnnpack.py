@@ -123,16 +123,17 @@ def share_pad_ranges(model: torch.fx.GraphModule) -> torch.fx.GraphModule:
     """
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import propagate_annotation
     from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, SharedQuantizationSpec
+    from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
 
     for node in model.graph.nodes:
-        if node.op != "call_function" or _aten_op(node) not in PAD_OPS or "quantization_annotation" in node.meta:
+        if node.op != "call_function" or _aten_op(node) not in PAD_OPS or Q_ANNOTATION_KEY in node.meta:
             continue
         source = node.args[0]
-        annotation = source.meta.get("quantization_annotation") if isinstance(source, torch.fx.Node) else None
+        annotation = source.meta.get(Q_ANNOTATION_KEY) if isinstance(source, torch.fx.Node) else None
         if annotation is None or annotation.output_qspec is None:
             continue
         shared = SharedQuantizationSpec(source)
-        node.meta["quantization_annotation"] = QuantizationAnnotation(
+        node.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(
             input_qspec_map={source: shared}, output_qspec=shared, _annotated=True)
     propagate_annotation(model)
     return model
