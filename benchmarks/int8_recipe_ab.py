@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                              / result.manifest["artifact"]["size_bytes"],
                              "rewrites": [r["name"] for r in result.manifest["export"]["rewrites"]],
                              "centered_sqnr_db": gate["centered_sqnr_db"], "top1_agreement": gate["top1_agreement"],
+                             "min_cosine": gate["min_cosine"], "max_rel_error": gate["max_rel_error"],
                              "gate": "not judged (seeded init)" if args.checkpoint is None and name != "fp32"
                              else "passed"})
             print(f"{variant}: exported and timed", flush=True)
@@ -110,10 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nint8 {args.target} [quantization] {args.key} = {' / '.join(args.values)} on {BACKENDS[args.target]}, "
           f"{source}; {machine}; {args.threads} threads, "
           f"{args.rounds} rounds of {args.block} runs in turns; load average {os.getloadavg()[0]:.1f}")
-    print(f"{'variant':<8}{'form':<32}{'MB':>7}{'÷ size':>8}{'ms':>8}{'÷ fp32':>8}{'SQNR':>7}{'agree':>8}")
+    print(f"{'variant':<8}{'form':<32}{'MB':>7}{'÷ size':>8}{'ms':>8}{'÷ fp32':>8}{'SQNR':>7}{'agree':>8}"
+          f"{'worst cos':>10}")
     for r in rows:
         print(f"{r['variant']:<8}{r['form']:<32}{r['bytes'] / 1e6:7.2f}{r['smaller']:7.2f}x{r['ms']:8.1f}"
-              f"{r['over_fp32']:8.2f}{r['centered_sqnr_db']:7.1f}{r['top1_agreement']:8.1%}")
+              f"{r['over_fp32']:8.2f}{r['centered_sqnr_db']:7.1f}{r['top1_agreement']:8.1%}{r['min_cosine']:10.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                     "tool": "benchmarks/int8_recipe_ab.py", "command": " ".join(sys.argv),
