@@ -89,7 +89,9 @@ def test_quantization_tables_are_validated(tmp_path: Path) -> None:
         ('max_accuracy_drop = 0.04', 'max_accuracy_drop = 5', "max_accuracy_drop")], tmp_path)
     assert_edits_refused("executorch", [
         ('calibration_method = "minmax"', 'calibration_method = "entropy"', "calibration_method"),
-        ('calibration_method = "minmax"\n', '', "lacks")], tmp_path)
+        ('calibration_method = "minmax"\n', '', "lacks"),
+        ('kept_linears = "fp32"', 'kept_linears = "int4"', r"kept_linears must be one of"),
+        ('dyrelu_application = "int8"', 'dyrelu_application = "int4"', r"dyrelu_application must be one of")], tmp_path)
     for target in ("onnx", "executorch", "coreml"):
         recipe = load_recipe(get_target(target))
         assert recipe.quantization and recipe.tolerance("int8").min_top1_agreement > 0

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 
-from vmf_deploy.export.errors import ExportError
-from vmf_deploy.export.recipes import default_recipe_path, load_recipe
-from vmf_deploy.export.targets import get_target
 from vmf_deploy.quantize.pt2e_xnnpack import compute_precision, dyrelu_application_nodes, quantize_exported
 
 SHAPE = (4, 16, 8, 8)  # four frames of one clip, frames in the batch as in the ExecuTorch model
@@ -91,11 +87,3 @@ def test_int8_application_runs_in_xnnpack_and_keeps_the_slopes_fp32() -> None:
         got = program.execute([torch.from_numpy(clip)])[0].numpy()
         assert np.abs(got - expected).max() <= 0.1 * np.abs(expected).max()
 
-
-def test_the_recipe_key_is_validated(tmp_path) -> None:
-    text = default_recipe_path(get_target("executorch")).read_text()
-    assert 'dyrelu_application = "int8"' in text
-    path = tmp_path / "bad.toml"
-    path.write_text(text.replace('dyrelu_application = "int8"', 'dyrelu_application = "int4"'))
-    with pytest.raises(ExportError, match=r"dyrelu_application must be one of"):
-        load_recipe(get_target("executorch"), path)
