@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from xnnpack_int8 import quantized_program
 
-from vmf_deploy.quantize.pt2e_xnnpack import compute_precision, dyrelu_application_nodes, quantize_exported
+from vmf_deploy.quantize.pt2e_xnnpack import dyrelu_application_nodes
 
 SHAPE = (4, 16, 8, 8)  # four frames of one clip, frames in the batch as in the ExecuTorch model
 
@@ -39,25 +40,16 @@ class Net(torch.nn.Module):
         return self.project(y + previous)
 
 
-def _lowered(application: str) -> tuple[dict, set[str], bytes, torch.nn.Module, list[np.ndarray]]:
-    """Net quantized with ``dyrelu_application`` and lowered to XNNPACK: precision, applied nodes, .pte, model, clips."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
-
+def _lowered(application: str) -> tuple[dict, bytes, torch.nn.Module, list[np.ndarray]]:
+    """Net quantized with ``dyrelu_application`` and lowered to XNNPACK: its compute precision, .pte bytes, model, clips."""
     torch.manual_seed(0)
     model = Net().eval()
     rng = np.random.default_rng(0)
     clips = [rng.standard_normal(SHAPE).astype(np.float32) for _ in range(16)]
-    example = torch.from_numpy(clips[0])
     options = {"per_channel": True, "calibration_method": "minmax", "fp32_modules": ["Slopes"], "fp32_outputs": False,
                "kept_linears": "fp32", "dyrelu_application": application}
-    classes = {name: type(module).__name__ for name, module in model.named_modules()}
-    exported = torch.export.export(model, (example,), strict=False)
-    applied = dyrelu_application_nodes(exported.graph, ["act"])
-    program, _ = quantize_exported(exported, example, clips, options, classes, 0)
-    edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
-    precision = compute_precision(edge.exported_program().graph_module, ("aten.mul", "aten.add", "aten.linear"))
-    return precision, applied, edge.to_executorch().buffer, model, clips
+    precision, pte = quantized_program(model, clips, options, ("aten.mul", "aten.add", "aten.linear"))
+    return precision, pte, model, clips
 
 
 def test_the_application_is_the_output_sum_and_its_product() -> None:
@@ -73,8 +65,10 @@ def test_the_application_is_the_output_sum_and_its_product() -> None:
 def test_int8_application_runs_in_xnnpack_and_keeps_the_slopes_fp32() -> None:
     from executorch.runtime import Runtime
 
-    fp32, _, _, _, _ = _lowered("fp32")
-    int8, applied, pte, model, clips = _lowered("int8")
+    fp32, _, _, _ = _lowered("fp32")
+    int8, pte, model, clips = _lowered("int8")
+    applied = dyrelu_application_nodes(torch.export.export(model, (torch.from_numpy(clips[0]),), strict=False).graph,
+                                       ["act"])
     assert len(applied) == 2
     assert fp32["by_op"]["aten.mul"] == {"int8": 0, "dynamic_int8": 0, "fp32": 1}
     assert int8["by_op"]["aten.mul"] == {"int8": 1, "dynamic_int8": 0, "fp32": 0}

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
-from vmf_deploy.quantize.pt2e_xnnpack import compute_precision, quantize_exported
+from xnnpack_int8 import quantized_program
 
 SHAPE = (1, 16, 8, 8)
 
@@ -39,22 +38,14 @@ class Net(torch.nn.Module):
 
 def _lowered(kept_linears: str) -> tuple[dict, bytes, torch.nn.Module, list[np.ndarray]]:
     """Net quantized with ``kept_linears`` and lowered to XNNPACK: its compute precision, .pte bytes, model, clips."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
-
     torch.manual_seed(0)
     model = Net().eval()
     rng = np.random.default_rng(0)
     clips = [rng.standard_normal(SHAPE).astype(np.float32) for _ in range(16)]
-    example = torch.from_numpy(clips[0])
     options = {"per_channel": True, "calibration_method": "minmax", "fp32_modules": ["Gate"], "fp32_outputs": True,
                "kept_linears": kept_linears}
-    classes = {name: type(module).__name__ for name, module in model.named_modules()}
-    program, _ = quantize_exported(torch.export.export(model, (example,), strict=False), example, clips, options,
-                                   classes, 0)
-    edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
-    precision = compute_precision(edge.exported_program().graph_module, ("aten.convolution", "aten.linear"))
-    return precision, edge.to_executorch().buffer, model, clips
+    precision, pte = quantized_program(model, clips, options, ("aten.convolution", "aten.linear"))
+    return precision, pte, model, clips
 
 
 def test_dynamic_int8_stores_the_kept_linears_int8_and_keeps_the_logits_fp32() -> None:
