@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,17 +12,19 @@ from vmf_deploy.quantize.pt2e_xnnpack import compute_precision, quantize_exporte
 
 
 def quantized_program(model: torch.nn.Module, clips: Sequence[np.ndarray], options: dict,
-                      compute_ops: Sequence[str]) -> tuple[dict, bytes]:
+                      compute_ops: Sequence[str], partitioner: Any = None) -> tuple[dict, bytes]:
     """``model`` calibrated on ``clips`` with the ``[quantization]`` ``options``, lowered to XNNPACK.
 
-    Returns the lowered program's :func:`compute_precision` over ``compute_ops`` and its ``.pte`` bytes.
+    ``partitioner`` defaults to the export's own (``CheckedXnnpackPartitioner``). Returns the lowered
+    program's :func:`compute_precision` over ``compute_ops`` and its ``.pte`` bytes.
     """
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
+
+    from vmf_deploy.export.xnnpack_partitioner import CheckedXnnpackPartitioner
 
     example = torch.from_numpy(clips[0])
     classes = {name: type(module).__name__ for name, module in model.named_modules()}
     program, _ = quantize_exported(torch.export.export(model, (example,), strict=False), example, clips, options,
                                    classes, 0)
-    edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+    edge = to_edge_transform_and_lower(program, partitioner=[partitioner or CheckedXnnpackPartitioner()])
     return compute_precision(edge.exported_program().graph_module, compute_ops), edge.to_executorch().buffer

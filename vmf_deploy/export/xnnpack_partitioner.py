@@ -8,6 +8,9 @@ a single decomposition, skipped when nothing is left to decompose. When every no
 passes the check, both paths produce the same program, so :class:`CheckedXnnpackPartitioner` runs
 the check itself, once, and returns no check. Each ``run_decompositions`` re-traces the program
 (6–7 s on 560m here), so this saves one of the three; the ``.pte`` is byte-identical (a test checks it).
+
+Its configs are ExecuTorch's with one change: a zero pad of an int8 tensor is lowered as an int8 pad
+(``xnnpack_int8_pad``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from collections.abc import Callable
 import torch
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 from torch.export import ExportedProgram
+
+from .xnnpack_int8_pad import PARTITIONER_CONFIGS
 
 OpCheck = Callable[[torch.fx.Node], bool]
 
@@ -31,6 +36,10 @@ def nodes_failing(program: ExportedProgram, ops: list[torch._ops.OpOverload], ch
 
 class CheckedXnnpackPartitioner(XnnpackPartitioner):
     """``XnnpackPartitioner`` that returns no per-node op check when every node of its kept ops passes it."""
+
+    def __init__(self, **kwargs) -> None:  # noqa: ANN003 - XnnpackPartitioner's keyword arguments
+        kwargs.setdefault("configs", PARTITIONER_CONFIGS)
+        super().__init__(**kwargs)
 
     def ops_to_not_decompose(self, ep: ExportedProgram) -> tuple[list[torch._ops.OpOverload], OpCheck | None]:
         """The ops to keep whole, and ``None`` for the check when no node of them fails it (else the check)."""
