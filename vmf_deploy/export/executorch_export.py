@@ -302,7 +302,8 @@ def lower(job: LoweringJob) -> Lowered:
                          "fp32_module_paths": fp32_module_paths(quant.classes, quant.options["fp32_modules"]),
                          "fp32_outputs": quant.options["fp32_outputs"],
                          "kept_linears": quant.options["kept_linears"],
-                         "dyrelu_application": quant.options["dyrelu_application"]}
+                         "dyrelu_application": quant.options["dyrelu_application"],
+                         "quantize_input": quant.options["quantize_input"]}
     program = lower_to_executorch(job.model, torch.zeros(job.shape), job.recipe, fuse=job.fuse, quantize=quantize)
     if quant:
         quant.summary.update(program.delegation.pop("precision"))

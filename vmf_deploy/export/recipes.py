@@ -136,6 +136,7 @@ QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "fp32_outputs": _BOOL,
         "kept_linears": _one_of("dynamic_int8", "fp32"),
         "dyrelu_application": _one_of("fp32", "int8"),
+        "quantize_input": _BOOL,
     },
     "openvino": {
         "scheme": _one_of("nncf-ptq"),

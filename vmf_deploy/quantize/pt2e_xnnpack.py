@@ -13,8 +13,10 @@ ops that compute the program's outputs (the classifier linear and any view after
 ``kept_linears = "dynamic_int8"`` the linears among those left-out nodes are annotated by a second,
 dynamic quantizer instead (:func:`dynamic_quantizer`): int8 weights, fp32 output. With
 ``dyrelu_application = "int8"`` a kept DyReLU's ``relu(x) + a2·x`` is quantized after all
-(:func:`dyrelu_application_nodes`); only its slopes ``a2`` are computed in fp32. Zero pads of int8
-tensors keep their input's range (:func:`share_pad_ranges`), which XNNPACK's int8 pad requires.
+(:func:`dyrelu_application_nodes`); only its slopes ``a2`` are computed in fp32. With ``quantize_input``
+the clip is quantized once as it enters, and the frames the stem gathers from it are copied as int8
+(:func:`share_input_range`). Zero pads of int8 tensors keep their input's range (:func:`share_pad_ranges`),
+which XNNPACK's int8 pad requires.
 """
 
 from __future__ import annotations
@@ -139,6 +141,82 @@ def share_pad_ranges(model: torch.fx.GraphModule) -> torch.fx.GraphModule:
     return model
 
 
+LAYOUT_OPS = (*VIEW_OPS, "aten.slice", *PAD_OPS)
+"""Ops that copy or rearrange values without computing: a range passes through them unchanged."""
+GUARDS = "_guards_fn"
+"""The submodule ``ExportedProgram.module()`` calls with the inputs to check its shape guards (reads no values)."""
+
+
+def gathered_input(placeholder: torch.fx.Node) -> tuple[list[torch.fx.Node], list[torch.fx.Node]]:
+    """The layout ops and the ``cat`` nodes through which ``placeholder`` reaches everything that reads it.
+
+    Returns ``([], [])`` unless every path from the input runs through :data:`LAYOUT_OPS` into a
+    ``cat`` whose inputs all come that way: the frames model's stem, whose temporal taps gather
+    single frames of the clip and concatenate them (``frame_layers._frame_taps``).
+    """
+    layout: list[torch.fx.Node] = []
+    cats: list[torch.fx.Node] = []
+    frontier = [placeholder]
+    while frontier:
+        for user in frontier.pop().users:
+            if user.op == "call_module" and user.target == GUARDS:
+                continue
+            if _aten_op(user) in LAYOUT_OPS:
+                layout.append(user)
+                frontier.append(user)
+            elif _aten_op(user) == "aten.cat":
+                if user not in cats:
+                    cats.append(user)
+            else:
+                return [], []
+    if not cats or any(a not in layout for cat in cats for a in cat.all_input_nodes):
+        return [], []
+    return layout, cats
+
+
+def share_input_range(model: torch.fx.GraphModule, activation: Any) -> torch.fx.GraphModule:
+    """Quantize a clip the stem gathers frames from once, as it enters, and copy its frames as int8.
+
+    Left to ``XNNPACKQuantizer``, each ``cat`` of gathered frames quantizes its own inputs: the
+    clip is transposed to frames and every frame a tap reads is sliced in fp32, then converted
+    (VMF-1G at 64 frames: a 38.5 MB fp32 transpose, 80 fp32 slices, 80 conversions). Here the
+    input gets the activation spec ``activation`` (one range, the calibration clips'), and the
+    layout ops and the ``cat`` nodes of :func:`gathered_input` share it: XNNPACK converts the clip
+    once and moves int8 from then on. A ``cat`` of pieces of one tensor needs no range of its own.
+    Runs before ``XNNPACKQuantizer``, which leaves annotated nodes alone.
+    """
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, SharedQuantizationSpec
+    from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
+
+    for placeholder in model.graph.find_nodes(op="placeholder"):
+        layout, cats = gathered_input(placeholder)
+        if not cats:
+            continue
+        shared = SharedQuantizationSpec(placeholder)
+        placeholder.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(output_qspec=activation, _annotated=True)
+        for node in layout:
+            node.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(
+                input_qspec_map={node.args[0]: shared}, output_qspec=shared, _annotated=True)
+        for cat in cats:
+            cat.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(
+                input_qspec_map=dict.fromkeys(cat.all_input_nodes, shared), output_qspec=shared, _annotated=True)
+    return model
+
+
+def input_range_quantizer(activation: Any) -> Any:
+    """A quantizer that runs :func:`share_input_range` (first in a ``ComposableQuantizer``)."""
+    from torchao.quantization.pt2e.quantizer import Quantizer
+
+    class InputRange(Quantizer):
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            return share_input_range(model, activation)
+
+        def validate(self, model: torch.fx.GraphModule) -> None:
+            pass
+
+    return InputRange()
+
+
 def pad_range_quantizer() -> Any:
     """A quantizer that runs :func:`share_pad_ranges` after the others (last in a ``ComposableQuantizer``)."""
     from torchao.quantization.pt2e.quantizer import Quantizer
@@ -186,7 +264,8 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
 
     quantizer = XNNPACKQuantizer()
     method = options.get("calibration_method", "histogram")  # manifests older than the key were histogram-calibrated
-    quantizer.set_global(quantization_config(options["per_channel"], method))
+    config = quantization_config(options["per_channel"], method)
+    quantizer.set_global(config)
     kept = [get_module_name_filter(path) for path in fp32_module_paths(classes, options["fp32_modules"])]
     generate_numeric_debug_handle(exported)
     reference = exported.module()
@@ -203,7 +282,10 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
         quantizer.set_filter_function(lambda node: not left_out(node))
         if options.get("kept_linears", "fp32") == "dynamic_int8":
             quantizer = ComposableQuantizer([quantizer, dynamic_quantizer(left_out)])
-    prepared = prepare_pt2e(model, ComposableQuantizer([quantizer, pad_range_quantizer()]))
+    quantizers = [quantizer, pad_range_quantizer()]
+    if options.get("quantize_input", False):  # manifests older than the key quantized each gathered frame
+        quantizers.insert(0, input_range_quantizer(config.input_activation))
+    prepared = prepare_pt2e(model, ComposableQuantizer(quantizers))
     with torch.no_grad():
         for clip in clips:
             prepared(_tensor(clip))

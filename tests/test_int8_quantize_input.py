@@ -1,0 +1,78 @@
+"""The executorch recipe's ``quantize_input``: the clip is quantized once, and the stem gathers its frames as int8."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from xnnpack_int8 import quantized_program
+
+from vmf_deploy.bench.profile import profile_executorch
+from vmf_deploy.quantize.pt2e_xnnpack import gathered_input
+from vmf_deploy.rewrites.frame_layers import FrameConv3d, clip_to_frames
+
+SHAPE = (1, 3, 8, 12, 12)  # one clip, NCTHW
+
+
+class StridedStem(torch.nn.Module):
+    """A temporally strided 3×3×3 conv on the clip in the frames layout: its taps gather single frames and concatenate
+    them (``frame_layers._frame_taps``), then a 1×1 conv; ``direct`` also adds a conv of the frames themselves."""
+
+    def __init__(self, direct: bool = False) -> None:
+        super().__init__()
+        self.conv = FrameConv3d(torch.nn.Conv3d(3, 8, 3, stride=2, padding=1))
+        self.project = torch.nn.Conv2d(8, 8, 1)
+        self.direct = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1) if direct else None
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        frames = clip_to_frames(clip)
+        out = self.project(self.conv(frames, 1))
+        if self.direct is not None:
+            out = out + self.direct(frames[0:4])
+        return out
+
+
+def test_the_gathered_input_is_every_layout_op_and_cat_the_clip_reaches() -> None:
+    graph = torch.export.export(StridedStem(), (torch.zeros(SHAPE),), strict=False).module().graph
+    layout, cats = gathered_input(next(iter(graph.find_nodes(op="placeholder"))))
+    assert len(cats) == 3  # one per temporal tap
+    assert {str(n.target).split(".")[1] for n in layout} == {"reshape", "permute", "slice", "pad"}
+    assert all(a in layout for cat in cats for a in cat.all_input_nodes)
+    mixed = torch.export.export(StridedStem(direct=True), (torch.zeros(SHAPE),), strict=False).module().graph
+    assert gathered_input(next(iter(mixed.find_nodes(op="placeholder")))) == ([], [])  # a conv reads the clip too
+
+
+def _profiled(quantize_input: bool, tmp_path: Path) -> tuple[dict[str, int], float]:
+    """StridedStem quantized with ``quantize_input``: the XNNPACK ops it runs (calls per run), and its max error
+    relative to PyTorch's largest output."""
+    from executorch.runtime import Runtime
+
+    torch.manual_seed(0)
+    model = StridedStem().eval()
+    rng = np.random.default_rng(0)
+    clips = [rng.uniform(-2.0, 2.0, SHAPE).astype(np.float32) for _ in range(8)]
+    options = {"per_channel": True, "calibration_method": "minmax", "fp32_modules": [], "fp32_outputs": False,
+               "kept_linears": "fp32", "dyrelu_application": "int8", "quantize_input": quantize_input}
+    _, pte = quantized_program(model, clips, options, ("aten.convolution",))
+    tmp_path.mkdir()
+    path = tmp_path / "stem.pte"
+    path.write_bytes(pte)
+    ops = {row["op"]: row["calls"] for row in profile_executorch(clips[0], 1, tmp_path, path)["ops"]}
+    method = Runtime.get().load_program(path).load_method("forward")
+    with torch.no_grad():
+        expected = model(torch.from_numpy(clips[1])).numpy()
+    error = float(np.abs(method.execute([torch.from_numpy(clips[1])])[0].numpy() - expected).max())
+    return ops, error / float(np.abs(expected).max())
+
+
+def test_the_clip_is_converted_once_and_its_frames_copied_as_int8(tmp_path: Path) -> None:
+    once, error = _profiled(True, tmp_path / "once")
+    per_frame, per_frame_error = _profiled(False, tmp_path / "per_frame")
+    assert not any(op.endswith("X32)") for op in once)  # every transpose, slice and pad moves int8
+    assert per_frame["Slice (ND, X32)"] >= 6 and per_frame["Transpose (ND, X32)"] == 1  # fp32 frames, fp32 clip
+    assert once["Convert (NC)"] == 2  # the clip in, the output out
+    assert per_frame["Convert (NC)"] > once["Convert (NC)"]  # every gathered frame converted
+    assert error <= 0.05 and per_frame_error <= 0.05
+    assert error == pytest.approx(per_frame_error, abs=0.02)
