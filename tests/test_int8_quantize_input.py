@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from xnnpack_int8 import quantized_program
+from xnnpack_int8 import profiled_run, quantized_program
 
-from vmf_deploy.bench.profile import profile_executorch
 from vmf_deploy.quantize.pt2e_xnnpack import gathered_input
 from vmf_deploy.rewrites.frame_layers import FrameConv3d, clip_to_frames
 
@@ -44,11 +43,8 @@ def test_the_gathered_input_is_every_layout_op_and_cat_the_clip_reaches() -> Non
     assert gathered_input(next(iter(mixed.find_nodes(op="placeholder")))) == ([], [])  # a conv reads the clip too
 
 
-def _profiled(quantize_input: bool, tmp_path: Path) -> tuple[dict[str, int], float]:
-    """StridedStem quantized with ``quantize_input``: the XNNPACK ops it runs (calls per run), and its max error
-    relative to PyTorch's largest output."""
-    from executorch.runtime import Runtime
-
+def _profiled(quantize_input: bool, directory: Path) -> tuple[dict[str, int], float]:
+    """StridedStem quantized with ``quantize_input``: the XNNPACK ops it runs and its error (``profiled_run``)."""
     torch.manual_seed(0)
     model = StridedStem().eval()
     rng = np.random.default_rng(0)
@@ -56,15 +52,7 @@ def _profiled(quantize_input: bool, tmp_path: Path) -> tuple[dict[str, int], flo
     options = {"per_channel": True, "calibration_method": "minmax", "fp32_modules": [], "fp32_outputs": False,
                "kept_linears": "fp32", "dyrelu_application": "int8", "quantize_input": quantize_input}
     _, pte = quantized_program(model, clips, options, ("aten.convolution",))
-    tmp_path.mkdir()
-    path = tmp_path / "stem.pte"
-    path.write_bytes(pte)
-    ops = {row["op"]: row["calls"] for row in profile_executorch(clips[0], 1, tmp_path, path)["ops"]}
-    method = Runtime.get().load_program(path).load_method("forward")
-    with torch.no_grad():
-        expected = model(torch.from_numpy(clips[1])).numpy()
-    error = float(np.abs(method.execute([torch.from_numpy(clips[1])])[0].numpy() - expected).max())
-    return ops, error / float(np.abs(expected).max())
+    return profiled_run(pte, model, clips, directory)
 
 
 def test_the_clip_is_converted_once_and_its_frames_copied_as_int8(tmp_path: Path) -> None:

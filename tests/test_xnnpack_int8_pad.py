@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from xnnpack_int8 import quantized_program
-
-from vmf_deploy.bench.profile import profile_executorch
+from xnnpack_int8 import profiled_run, quantized_program
 
 SHAPE = (4, 8, 6, 6)  # four frames of one clip, frames in the batch as in the ExecuTorch model
 
@@ -29,11 +27,9 @@ class TapNet(torch.nn.Module):
         return self.second(previous)
 
 
-def _profiled_ops(partitioner: str, tmp_path: Path) -> tuple[dict[str, int], float]:
-    """TapNet quantized and lowered with ``partitioner``: the XNNPACK ops it runs (calls per run), and its max
-    error relative to PyTorch's largest output."""
+def _profiled_ops(partitioner: str, directory: Path) -> tuple[dict[str, int], float]:
+    """TapNet quantized and lowered with ``partitioner``: the XNNPACK ops it runs and its error (``profiled_run``)."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.runtime import Runtime
 
     from vmf_deploy.export.xnnpack_partitioner import CheckedXnnpackPartitioner
 
@@ -45,15 +41,7 @@ def _profiled_ops(partitioner: str, tmp_path: Path) -> tuple[dict[str, int], flo
                "kept_linears": "fp32", "dyrelu_application": "int8"}
     chosen = CheckedXnnpackPartitioner() if partitioner == "vmf" else XnnpackPartitioner()
     _, pte = quantized_program(model, clips, options, ("aten.convolution",), chosen)
-    tmp_path.mkdir()
-    path = tmp_path / "net.pte"
-    path.write_bytes(pte)
-    ops = {row["op"]: row["calls"] for row in profile_executorch(clips[0], 1, tmp_path, path)["ops"]}
-    method = Runtime.get().load_program(path).load_method("forward")
-    with torch.no_grad():
-        expected = model(torch.from_numpy(clips[1])).numpy()
-    error = float(np.abs(method.execute([torch.from_numpy(clips[1])])[0].numpy() - expected).max())
-    return ops, error / float(np.abs(expected).max())
+    return profiled_run(pte, model, clips, directory)
 
 
 def test_a_pad_between_int8_convs_runs_in_int8(tmp_path: Path) -> None:
