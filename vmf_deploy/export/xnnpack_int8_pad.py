@@ -4,8 +4,8 @@ ExecuTorch 1.5.1's ``ConstantPadConfig`` claims ``constant_pad_nd`` for fp32 onl
 pad (``dequantize → pad → quantize``) is lowered as three XNNPACK ops: a ``Convert`` of the whole
 int8 map to fp32, an fp32 ``Constant Pad`` and a ``Convert`` back. The frames model pads the stack
 of frames before every temporal depthwise convolution (``frame_layers.temporal_taps``): on VMF-2G at
-64 frames those pads took 4.0 ms of the int8 program's 53 ms, as long as in the fp32 program, and
-their conversions 1.5 ms more (ETDump, AMD EPYC Zen 5, 2026-12-05).
+64 frames those pads took 4.0 ms of the int8 program's 53 ms, as long as in the fp32 program, plus
+their two conversions each (ETDump, AMD EPYC Zen 5, 2026-12-05).
 
 XNNPACK's own pad takes int8 tensors (``xnn_define_static_constant_pad`` on ``qint8``) when the
 input and output share one range, which ``pt2e_xnnpack.share_pad_ranges`` gives every zero pad of

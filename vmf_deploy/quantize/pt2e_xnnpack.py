@@ -203,32 +203,19 @@ def share_input_range(model: torch.fx.GraphModule, activation: Any) -> torch.fx.
     return model
 
 
-def input_range_quantizer(activation: Any) -> Any:
-    """A quantizer that runs :func:`share_input_range` (first in a ``ComposableQuantizer``)."""
+def annotating_quantizer(annotate: Callable[[torch.fx.GraphModule], torch.fx.GraphModule]) -> Any:
+    """A ``Quantizer`` whose ``annotate`` is ``annotate``, for a ``ComposableQuantizer``: :func:`share_input_range`
+    goes first (``XNNPACKQuantizer`` leaves annotated nodes alone), :func:`share_pad_ranges` last."""
     from torchao.quantization.pt2e.quantizer import Quantizer
 
-    class InputRange(Quantizer):
+    class Annotating(Quantizer):
         def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
-            return share_input_range(model, activation)
+            return annotate(model)
 
         def validate(self, model: torch.fx.GraphModule) -> None:
             pass
 
-    return InputRange()
-
-
-def pad_range_quantizer() -> Any:
-    """A quantizer that runs :func:`share_pad_ranges` after the others (last in a ``ComposableQuantizer``)."""
-    from torchao.quantization.pt2e.quantizer import Quantizer
-
-    class PadRanges(Quantizer):
-        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
-            return share_pad_ranges(model)
-
-        def validate(self, model: torch.fx.GraphModule) -> None:
-            pass
-
-    return PadRanges()
+    return Annotating()
 
 
 def dynamic_quantizer(selected: Callable[[torch.fx.Node], bool]) -> Any:
@@ -282,9 +269,9 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
         quantizer.set_filter_function(lambda node: not left_out(node))
         if options.get("kept_linears", "fp32") == "dynamic_int8":
             quantizer = ComposableQuantizer([quantizer, dynamic_quantizer(left_out)])
-    quantizers = [quantizer, pad_range_quantizer()]
+    quantizers = [quantizer, annotating_quantizer(share_pad_ranges)]
     if options.get("quantize_input", False):  # manifests older than the key quantized each gathered frame
-        quantizers.insert(0, input_range_quantizer(config.input_activation))
+        quantizers.insert(0, annotating_quantizer(lambda graph: share_input_range(graph, config.input_activation)))
     prepared = prepare_pt2e(model, ComposableQuantizer(quantizers))
     with torch.no_grad():
         for clip in clips:
