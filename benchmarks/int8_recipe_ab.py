@@ -12,13 +12,15 @@ For each variant the model is exported through ``vmf-export``'s pipeline: fp32, 
 Without ``--checkpoint`` the int8 exports use a copy of the recipe whose int8 limits accept anything
 (the seeded init's logits barely move between clips), and their gate metrics are printed but mean
 nothing. The artifacts are loaded in the target's runtime (2 threads) and timed in turns on one clip
-(``int8.py``'s ``interleaved_ms``), medians. Prints a table and writes
-``benchmarks/results/int8_depthwise.json`` (or ``--out``).
+(``int8.py``'s ``interleaved_ms``), medians. Writes ``benchmarks/results/int8_depthwise.json`` (or ``--out``)
+after every variant, with ``"complete": false`` until the last one is in (a 64-frame run over every variant can be
+killed for memory), then prints the table.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -51,6 +53,34 @@ def recipe_with(target: str, key: str, value: str, latency_only: bool, folder: P
     return path
 
 
+def write_results(args: argparse.Namespace, rows: list[dict], final: bool) -> None:
+    """Write the rows so far to ``args.out`` (after every variant: a 64-frame run killed for memory keeps what
+    it measured), and print the table once the last variant is in."""
+    from vmf_deploy.bench.machine import describe, host_device_info
+
+    machine = describe(host_device_info())
+    source = str(args.checkpoint) if args.checkpoint else "seeded init"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                    "tool": "benchmarks/int8_recipe_ab.py", "command": " ".join(sys.argv),
+                                    "target": args.target, "key": args.key, "values": args.values,
+                                    "machine": machine, "source": source, "threads": args.threads,
+                                    "rounds": args.rounds, "block": args.block,
+                                    "load_average": os.getloadavg(), "complete": final, "rows": rows},
+                                   indent=2) + "\n")
+    print(f"{rows[-1]['variant']}: exported and timed, wrote {args.out}", flush=True)
+    if not final:
+        return
+    print(f"\nint8 {args.target} [quantization] {args.key} = {' / '.join(args.values)} on {BACKENDS[args.target]}, "
+          f"{source}; {machine}; {args.threads} threads, "
+          f"{args.rounds} rounds of {args.block} runs in turns; load average {os.getloadavg()[0]:.1f}")
+    print(f"{'variant':<8}{'form':<32}{'MB':>7}{'÷ size':>8}{'ms':>8}{'÷ fp32':>8}{'SQNR':>7}{'agree':>8}"
+          f"{'worst cos':>10}")
+    for r in rows:
+        print(f"{r['variant']:<8}{r['form']:<32}{r['bytes'] / 1e6:7.2f}{r['smaller']:7.2f}x{r['ms']:8.1f}"
+              f"{r['over_fp32']:8.2f}{r['centered_sqnr_db']:7.1f}{r['top1_agreement']:8.1%}{r['min_cosine']:10.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Export each variant at fp32 and at both values, time them against fp32, print and write the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -72,7 +102,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from vmf_deploy.bench.machine import describe, host_device_info
     from vmf_deploy.export.pipeline import export_model
 
     rows = []
@@ -104,26 +133,9 @@ def main(argv: list[str] | None = None) -> int:
                              "min_cosine": gate["min_cosine"], "max_rel_error": gate["max_rel_error"],
                              "gate": "not judged (seeded init)" if args.checkpoint is None and name != "fp32"
                              else "passed"})
-            print(f"{variant}: exported and timed", flush=True)
-
-    machine = describe(host_device_info())
-    source = str(args.checkpoint) if args.checkpoint else "seeded init"
-    print(f"\nint8 {args.target} [quantization] {args.key} = {' / '.join(args.values)} on {BACKENDS[args.target]}, "
-          f"{source}; {machine}; {args.threads} threads, "
-          f"{args.rounds} rounds of {args.block} runs in turns; load average {os.getloadavg()[0]:.1f}")
-    print(f"{'variant':<8}{'form':<32}{'MB':>7}{'÷ size':>8}{'ms':>8}{'÷ fp32':>8}{'SQNR':>7}{'agree':>8}"
-          f"{'worst cos':>10}")
-    for r in rows:
-        print(f"{r['variant']:<8}{r['form']:<32}{r['bytes'] / 1e6:7.2f}{r['smaller']:7.2f}x{r['ms']:8.1f}"
-              f"{r['over_fp32']:8.2f}{r['centered_sqnr_db']:7.1f}{r['top1_agreement']:8.1%}{r['min_cosine']:10.3f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                    "tool": "benchmarks/int8_recipe_ab.py", "command": " ".join(sys.argv),
-                                    "target": args.target, "key": args.key, "values": args.values,
-                                    "machine": machine, "source": source, "threads": args.threads,
-                                    "rounds": args.rounds, "block": args.block,
-                                    "load_average": os.getloadavg(), "rows": rows}, indent=2) + "\n")
-    print(f"wrote {args.out}")
+            del results
+            gc.collect()
+            write_results(args, rows, final=variant == args.variants[-1])
     return 0
 
 
