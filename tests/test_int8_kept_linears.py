@@ -1,11 +1,14 @@
 """The executorch recipe's ``kept_linears``: the linears left out of static int8 (``fp32_modules``, ``fp32_outputs``)
-as XNNPACK dynamically quantized linears (int8 weights, fp32 output), or fp32."""
+as XNNPACK dynamically quantized linears (int8 weights, fp32 output), as weight-only int8 linears (int8 weights,
+fp32 input and output), or fp32."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
-from xnnpack_int8 import quantized_program
+from xnnpack_int8 import profiled_run, quantized_program
 
 SHAPE = (1, 16, 8, 8)
 
@@ -53,8 +56,9 @@ def test_dynamic_int8_stores_the_kept_linears_int8_and_keeps_the_logits_fp32() -
 
     fp32, fp32_pte, model, clips = _lowered("fp32")
     dynamic, dynamic_pte, _, _ = _lowered("dynamic_int8")
-    assert fp32["by_op"]["aten.linear"] == {"int8": 0, "dynamic_int8": 0, "fp32": 3}
-    assert dynamic["by_op"]["aten.linear"] == {"int8": 0, "dynamic_int8": 3, "fp32": 0}  # the gate's two + classifier
+    assert fp32["by_op"]["aten.linear"] == {"int8": 0, "dynamic_int8": 0, "weight_only_int8": 0, "fp32": 3}
+    assert dynamic["by_op"]["aten.linear"] == {"int8": 0, "dynamic_int8": 3, "weight_only_int8": 0,
+                                               "fp32": 0}  # the gate's two + classifier
     assert fp32["by_op"]["aten.convolution"] == dynamic["by_op"]["aten.convolution"]  # the static part is unchanged
     assert len(dynamic_pte) < len(fp32_pte) - 3 * 16 * 400  # the classifier's 6 400 weights: 1 byte, not 4
     program = Runtime.get().load_program(dynamic_pte).load_method("forward")
@@ -65,3 +69,23 @@ def test_dynamic_int8_stores_the_kept_linears_int8_and_keeps_the_logits_fp32() -
         assert len(np.unique(got)) > 256  # fp32 logits, not 256 levels between a calibrated min and max
         assert np.abs(got - expected).max() <= 0.1 * np.abs(expected).max()
 
+
+
+def test_weight_only_int8_runs_the_kept_linears_as_xnnpack_f32_qc8w(tmp_path: Path) -> None:
+    fp32, fp32_pte, model, clips = _lowered("fp32")
+    weight_only, weight_only_pte, _, _ = _lowered("weight_only_int8")
+    assert weight_only["by_op"]["aten.linear"] == {"int8": 0, "dynamic_int8": 0, "weight_only_int8": 3, "fp32": 0}
+    assert weight_only["by_op"]["aten.convolution"] == fp32["by_op"]["aten.convolution"]
+    weights = 16 * 64 + 64 * 16 + 16 * 400
+    assert len(weight_only_pte) < len(fp32_pte) - 2.5 * weights  # 1 byte, not 4, plus a scale per output channel
+    ops, error = profiled_run(weight_only_pte, model, clips, tmp_path / "weight_only")
+    assert ops["Fully Connected (NC, F32, QC8W) GEMM"] == 3  # fp32 activations, int8 weights, one XNNPACK op each
+    assert "Fully Connected (NC, F32) GEMM" not in ops
+    assert ops["Add (ND)"] == 3  # each bias, added after the linear (ExecuTorch's visitor refuses it inside)
+    _, fp32_error = profiled_run(fp32_pte, model, clips, tmp_path / "fp32")
+    assert error < fp32_error + 0.01  # weight rounding adds little to the int8 conv's error
+    from executorch.runtime import Runtime
+
+    logits = Runtime.get().load_program(weight_only_pte).load_method("forward").execute(
+        [torch.from_numpy(clips[2])])[0].numpy()
+    assert len(np.unique(logits)) > 256  # fp32 logits

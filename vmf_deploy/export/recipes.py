@@ -134,7 +134,7 @@ QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "calibration_clips": _CLIPS,
         "fp32_modules": _str_list(),
         "fp32_outputs": _BOOL,
-        "kept_linears": _one_of("dynamic_int8", "fp32"),
+        "kept_linears": _one_of("dynamic_int8", "weight_only_int8", "fp32"),
         "dyrelu_application": _one_of("fp32", "int8"),
         "quantize_input": _BOOL,
     },

@@ -16,7 +16,6 @@ two ranges differ stays fp32 as before, since XNNPACK refuses to create it.
 from __future__ import annotations
 
 import torch
-from executorch.backends.xnnpack.partition.config import ALL_PARTITIONER_CONFIGS
 from executorch.backends.xnnpack.partition.config.generic_node_configs import ConstantPadConfig
 from executorch.backends.xnnpack.partition.config.xnnpack_config import ConfigPrecisionType
 from executorch.backends.xnnpack.utils.quant_utils import is_dequant, is_quant
@@ -44,8 +43,3 @@ class Int8ConstantPadConfig(ConstantPadConfig):
         if not keeps_its_range(node):
             return [node]
         return super().get_node_and_deps(node, ep)
-
-
-PARTITIONER_CONFIGS = [Int8ConstantPadConfig if config is ConstantPadConfig else config
-                       for config in ALL_PARTITIONER_CONFIGS]
-"""ExecuTorch's XNNPACK partitioner configs, with the int8-capable pad."""

@@ -9,8 +9,9 @@ passes the check, both paths produce the same program, so :class:`CheckedXnnpack
 the check itself, once, and returns no check. Each ``run_decompositions`` re-traces the program
 (6–7 s on 560m here), so this saves one of the three; the ``.pte`` is byte-identical (a test checks it).
 
-Its configs are ExecuTorch's with one change: a zero pad of an int8 tensor is lowered as an int8 pad
-(``xnnpack_int8_pad``).
+Its configs are ExecuTorch's with two changes (:data:`CONFIG_OVERRIDES`): a zero pad of an int8 tensor is
+lowered as an int8 pad (``xnnpack_int8_pad``), and a linear of fp32 activations and int8 weights as one
+weight-only int8 op (``xnnpack_weight_only_linear``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from executorch.backends.xnnpack.partition.config import ALL_PARTITIONER_CONFIGS
+from executorch.backends.xnnpack.partition.config.gemm_configs import LinearConfig
+from executorch.backends.xnnpack.partition.config.generic_node_configs import ConstantPadConfig
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 from torch.export import ExportedProgram
 
-from .xnnpack_int8_pad import PARTITIONER_CONFIGS
+from .xnnpack_int8_pad import Int8ConstantPadConfig
+from .xnnpack_weight_only_linear import WeightOnlyLinearConfig
+
+CONFIG_OVERRIDES = {ConstantPadConfig: Int8ConstantPadConfig, LinearConfig: WeightOnlyLinearConfig}
+"""ExecuTorch's partitioner configs that the export replaces, and their replacements."""
+PARTITIONER_CONFIGS = [CONFIG_OVERRIDES.get(config, config) for config in ALL_PARTITIONER_CONFIGS]
 
 OpCheck = Callable[[torch.fx.Node], bool]
 

@@ -11,7 +11,8 @@ quantizer's default, which clips the range to minimise the calibration clips' ro
 recipe's ``fp32_modules`` classes are not annotated at all, nor, with ``fp32_outputs``, the
 ops that compute the program's outputs (the classifier linear and any view after it). With
 ``kept_linears = "dynamic_int8"`` the linears among those left-out nodes are annotated by a second,
-dynamic quantizer instead (:func:`dynamic_quantizer`): int8 weights, fp32 output. With
+dynamic quantizer instead (:func:`dynamic_quantizer`): int8 weights, fp32 output; with ``"weight_only_int8"``
+only their weights are (:func:`weight_only_quantizer`): int8 weights, fp32 input and output. With
 ``dyrelu_application = "int8"`` a kept DyReLU's ``relu(x) + a2·x`` is quantized after all
 (:func:`dyrelu_application_nodes`); only its slopes ``a2`` are computed in fp32. With ``quantize_input``
 the clip is quantized once as it enters, and the frames the stem gathers from it are copied as int8
@@ -249,6 +250,8 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import ComposableQuantizer
 
+    from vmf_deploy.export.xnnpack_weight_only_linear import split_weight_only_bias
+
     quantizer = XNNPACKQuantizer()
     method = options.get("calibration_method", "histogram")  # manifests older than the key were histogram-calibrated
     config = quantization_config(options["per_channel"], method)
@@ -267,8 +270,11 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
 
     if kept or outputs:  # set_module_name(path, None) is not supported: filter those nodes out instead
         quantizer.set_filter_function(lambda node: not left_out(node))
-        if options.get("kept_linears", "fp32") == "dynamic_int8":
+        kept_linears = options.get("kept_linears", "fp32")
+        if kept_linears == "dynamic_int8":
             quantizer = ComposableQuantizer([quantizer, dynamic_quantizer(left_out)])
+        elif kept_linears == "weight_only_int8":
+            quantizer = ComposableQuantizer([quantizer, weight_only_quantizer(left_out, config.weight)])
     quantizers = [quantizer, annotating_quantizer(share_pad_ranges)]
     if options.get("quantize_input", False):  # manifests older than the key quantized each gathered frame
         quantizers.insert(0, annotating_quantizer(lambda graph: share_input_range(graph, config.input_activation)))
@@ -277,6 +283,7 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
         for clip in clips:
             prepared(_tensor(clip))
     converted = convert_pt2e(prepared)
+    split_weight_only_bias(converted)
     _contiguous_constants(converted)
     layers = layer_diff(reference, converted, clips[:diff_clips]) if diff_clips else []
     with torch.no_grad():
@@ -341,18 +348,40 @@ def _name(target: Any) -> str:
     return ".".join(name.split(".")[:2])
 
 
+def weight_only_quantizer(selected: Callable[[torch.fx.Node], bool], weight: Any) -> Any:
+    """A quantizer of the ``selected`` nodes' linears' weights alone, with the ``weight`` spec (per-channel int8).
+
+    Input, output and bias stay fp32: XNNPACK runs such a linear as its ``f32-qc8w`` fully connected op
+    (``vmf_deploy.export.xnnpack_weight_only_linear``), reading fp32 activations and the int8 weights.
+    """
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+
+    def annotate(model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+        for node in model.graph.nodes:
+            if (node.op == "call_function" and node.target is torch.ops.aten.linear.default and selected(node)
+                    and "quantization_annotation" not in node.meta):
+                node.meta["quantization_annotation"] = QuantizationAnnotation(
+                    input_qspec_map={node.args[1]: weight}, _annotated=True)
+        return model
+
+    return annotating_quantizer(annotate)
+
+
 def compute_precision(graph_module: torch.fx.GraphModule, compute_ops: Sequence[str]) -> dict:
     """int8 vs fp32 compute ops of a lowered program, inside the XNNPACK delegate and outside it.
 
     A compute op is int8 when both its inputs come from ``dequantize`` nodes and its output goes
     to a ``quantize`` node (the pattern XNNPACK fuses into an int8 kernel); ``dynamic_int8`` when
     both inputs are dequantized, the activation's scale computed at run time (``choose_qparams``),
-    and the output stays fp32 (:func:`dynamic_quantizer`); an op that only reads dequantized tensors
+    and the output stays fp32 (:func:`dynamic_quantizer`); ``weight_only_int8`` when only its weight is
+    dequantized, per channel (:func:`weight_only_quantizer`); an op that only reads dequantized tensors
     of fixed scales (a ``bmm`` after a quantized ``linear``) runs in fp32. Returns
-    ``{"compute_ops": {"int8", "dynamic_int8", "fp32"}, "by_op": {op: {"int8", "dynamic_int8", "fp32"}}}``.
+    ``{"compute_ops": {kind: count}, "by_op": {op: {kind: count}}}`` over those four kinds.
     """
+    from vmf_deploy.export.xnnpack_weight_only_linear import is_weight_only_linear
+
     by_op: dict[str, Counter] = {}
-    kinds = ("int8", "dynamic_int8", "fp32")
+    kinds = ("int8", "dynamic_int8", "weight_only_int8", "fp32")
 
     def visit(gm: torch.fx.GraphModule) -> None:
         for node in gm.graph.nodes:
@@ -370,6 +399,8 @@ def compute_precision(graph_module: torch.fx.GraphModule, compute_ops: Sequence[
                 kind = "int8"
             elif dequantized and isinstance(args[0].args[1], torch.fx.Node):  # a scale computed when the op runs
                 kind = "dynamic_int8"
+            elif is_weight_only_linear(node):
+                kind = "weight_only_int8"
             else:
                 kind = "fp32"
             by_op.setdefault(op, Counter())[kind] += 1
