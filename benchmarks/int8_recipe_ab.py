@@ -11,7 +11,7 @@ For each variant the model is exported through ``vmf-export``'s pipeline: fp32, 
 ``onnx_depthwise_conv2d``'s banded 2D form, whose weights the int8 file stores T/kt times larger).
 Without ``--checkpoint`` the int8 exports use a copy of the recipe whose int8 limits accept anything
 (the seeded init's logits barely move between clips), and their gate metrics are printed but mean
-nothing. The artifacts are loaded in the target's runtime (2 threads) and timed in turns on one clip
+nothing. With it, an int8 export the gate refuses is a row of its own, with the gate's reason. The artifacts are loaded in the target's runtime (2 threads) and timed in turns on one clip
 (``int8.py``'s ``interleaved_ms``), medians. Writes ``benchmarks/results/int8_depthwise.json`` (or ``--out``)
 after every variant, with ``"complete": false`` until the last one is in (a 64-frame run over every variant can be
 killed for memory), then prints the table.
@@ -77,6 +77,9 @@ def write_results(args: argparse.Namespace, rows: list[dict], final: bool) -> No
     print(f"{'variant':<8}{'form':<32}{'MB':>7}{'÷ size':>8}{'ms':>8}{'÷ fp32':>8}{'SQNR':>7}{'agree':>8}"
           f"{'worst cos':>10}")
     for r in rows:
+        if "ms" not in r:
+            print(f"{r['variant']:<8}{r['form']:<32}{r['gate']}")
+            continue
         print(f"{r['variant']:<8}{r['form']:<32}{r['bytes'] / 1e6:7.2f}{r['smaller']:7.2f}x{r['ms']:8.1f}"
               f"{r['over_fp32']:8.2f}{r['centered_sqnr_db']:7.1f}{r['top1_agreement']:8.1%}{r['min_cosine']:10.3f}")
 
@@ -102,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
+    from vmf_deploy.export.errors import ExportError
     from vmf_deploy.export.pipeline import export_model
 
     rows = []
@@ -113,10 +117,13 @@ def main(argv: list[str] | None = None) -> int:
             for index, value in enumerate(args.values):
                 name = ROW_NAMES.get((args.target, args.key, value), f"int8 {args.key}={value}")
                 folder = work / variant / f"value-{index}"
-                results[name] = export_model(
-                    variant, args.target, folder, checkpoint=args.checkpoint, frames=args.frames, precision="int8",
-                    calibration="synthetic",
-                    recipe_path=recipe_with(args.target, args.key, value, args.checkpoint is None, folder))
+                try:
+                    results[name] = export_model(
+                        variant, args.target, folder, checkpoint=args.checkpoint, frames=args.frames,
+                        precision="int8", calibration="synthetic",
+                        recipe_path=recipe_with(args.target, args.key, value, args.checkpoint is None, folder))
+                except ExportError as refused:  # a trained model's gate said no: a result, not a crash
+                    rows.append({"variant": variant, "form": name, "gate": "refused: " + str(refused).split("\n")[0]})
             shape = results["fp32"].manifest["input"]["shape"]
             clip = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
             ms = interleaved_ms({name: r.artifact for name, r in results.items()}, BACKENDS[args.target], clip,
