@@ -70,10 +70,11 @@ def test_int8_application_runs_in_xnnpack_and_keeps_the_slopes_fp32() -> None:
     applied = dyrelu_application_nodes(torch.export.export(model, (torch.from_numpy(clips[0]),), strict=False).graph,
                                        ["act"])
     assert len(applied) == 2
-    assert fp32["by_op"]["aten.mul"] == {"int8": 0, "dynamic_int8": 0, "fp32": 1}
-    assert int8["by_op"]["aten.mul"] == {"int8": 1, "dynamic_int8": 0, "fp32": 0}
+    assert fp32["by_op"]["aten.mul"] == {"int8": 0, "dynamic_int8": 0, "weight_only_int8": 0, "fp32": 1}
+    assert int8["by_op"]["aten.mul"] == {"int8": 1, "dynamic_int8": 0, "weight_only_int8": 0, "fp32": 0}
     assert int8["by_op"]["aten.add"]["int8"] == fp32["by_op"]["aten.add"]["int8"] + 1  # the module's sum
-    assert int8["by_op"]["aten.linear"] == fp32["by_op"]["aten.linear"] == {"int8": 0, "dynamic_int8": 0, "fp32": 2}
+    kept = {"int8": 0, "dynamic_int8": 0, "weight_only_int8": 0, "fp32": 2}
+    assert int8["by_op"]["aten.linear"] == fp32["by_op"]["aten.linear"] == kept
     program = Runtime.get().load_program(pte).load_method("forward")  # the int8 pad is accepted by XNNPACK
     for clip in clips[:4]:
         with torch.no_grad():
