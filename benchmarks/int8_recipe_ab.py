@@ -11,8 +11,9 @@ For each variant the model is exported through ``vmf-export``'s pipeline: fp32, 
 ``onnx_depthwise_conv2d``'s banded 2D form, whose weights the int8 file stores T/kt times larger).
 Without ``--checkpoint`` the int8 exports use a copy of the recipe whose int8 limits accept anything
 (the seeded init's logits barely move between clips), and their gate metrics are printed but mean
-nothing. With it, an int8 export the gate refuses is a row of its own, with the gate's reason. The artifacts are loaded in the target's runtime (2 threads) and timed in turns on one clip
-(``int8.py``'s ``interleaved_ms``), medians. Writes ``benchmarks/results/int8_depthwise.json`` (or ``--out``)
+nothing. With it, an int8 export the gate refuses is a row of its own, with the gate's reason. The
+artifacts are loaded in the target's runtime (2 threads) and timed in turns on one clip (``int8.py``'s
+``interleaved_ms``), medians. Writes ``benchmarks/results/int8_depthwise.json`` (or ``--out``)
 after every variant, with ``"complete": false`` until the last one is in (a 64-frame run over every variant can be
 killed for memory), then prints the table.
 """

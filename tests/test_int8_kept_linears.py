@@ -70,7 +70,6 @@ def test_dynamic_int8_stores_the_kept_linears_int8_and_keeps_the_logits_fp32() -
         assert np.abs(got - expected).max() <= 0.1 * np.abs(expected).max()
 
 
-
 def test_weight_only_int8_runs_the_kept_linears_as_xnnpack_f32_qc8w(tmp_path: Path) -> None:
     fp32, fp32_pte, model, clips = _lowered("fp32")
     weight_only, weight_only_pte, _, _ = _lowered("weight_only_int8")
