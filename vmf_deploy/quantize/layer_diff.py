@@ -89,7 +89,7 @@ def tensor_bytes(proto: Any) -> dict[str, int]:
     return sizes
 
 
-def _chunks(names: Sequence[str], sizes: dict[str, int], default: int, budget: int) -> list[list[str]]:
+def chunks(names: Sequence[str], sizes: dict[str, int], default: int, budget: int) -> list[list[str]]:
     """``names`` in order, grouped so that each group's ``sizes`` (``default`` when unknown) sum to at most ``budget``."""
     groups: list[list[str]] = [[]]
     total = 0
@@ -125,7 +125,7 @@ def activation_errors(float_aug: Path, qdq_aug: Path, clips: Sequence[np.ndarray
                                           {name: [name] for name in saved["float"]})
     sums: dict[str, dict[str, list[float]]] = {name: {"qdq_err": [0.0, 0.0]} for name in matching}
     default = 4 * math.prod(np.shape(clips[0])) if clips else 0
-    for group in _chunks(list(matching), {n: 3 * b for n, b in sizes.items()}, 3 * default, budget):
+    for group in chunks(list(matching), {n: 3 * b for n, b in sizes.items()}, 3 * default, budget):
         float_names = [matching[n]["float"][0] for n in group if matching[n].get("float")]
         qdq_names = sorted({matching[n][k][0] for n in group for k in ("pre_qdq", "post_qdq")})
         for feed in ClipReader(clips):

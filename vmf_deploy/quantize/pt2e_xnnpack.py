@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .layer_diff import LayerError
+from .pt2e_layer_diff import clip_tensor, layer_diff
 
 DEQUANTIZE_OPS = ("quantized_decomposed.dequantize_per_tensor", "quantized_decomposed.dequantize_per_channel")
 QUANTIZE_OPS = ("quantized_decomposed.quantize_per_tensor",)
@@ -281,7 +282,7 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
     prepared = prepare_pt2e(model, ComposableQuantizer(quantizers))
     with torch.no_grad():
         for clip in clips:
-            prepared(_tensor(clip))
+            prepared(clip_tensor(clip))
     converted = convert_pt2e(prepared)
     split_weight_only_bias(converted)
     _contiguous_constants(converted)
@@ -308,40 +309,6 @@ def output_nodes(graph: torch.fx.Graph) -> list[str]:
                 node = node.all_input_nodes[0]
     return names
 
-
-def _tensor(clip: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32))
-
-
-def layer_diff(reference: torch.fx.GraphModule, converted: torch.fx.GraphModule,
-               clips: Sequence[np.ndarray]) -> list[LayerError]:
-    """Every node's output in the quantized model against the float model, in graph order (torchao's numeric debugger).
-
-    This is PyTorch's simulation of the int8 graph (fake-quantized reference kernels), not
-    XNNPACK's: it locates where precision is lost, while the gate judges the ``.pte`` itself.
-    """
-    from torchao.quantization.pt2e import compare_results, extract_results_from_loggers
-    from torchao.quantization.pt2e._numeric_debugger import prepare_for_propagation_comparison
-
-    logged = []
-    for model in (reference, converted):
-        with_loggers = prepare_for_propagation_comparison(model)
-        with torch.no_grad():
-            for clip in clips:
-                with_loggers(_tensor(clip))
-        logged.append(extract_results_from_loggers(with_loggers))
-    order = {node.name: i for i, node in enumerate(reference.graph.nodes)}
-    rows = []
-    for summary in compare_results(logged[0], logged[1]).values():
-        values = [float(r.sqnr) for r in summary.results if isinstance(r.actual, torch.Tensor)]
-        if not values:
-            continue
-        sqnr = min(values)
-        rows.append((order.get(summary.ref_node_name, len(order)), LayerError(
-            tensor=summary.ref_node_name, node=summary.ref_node_name,
-            op_type=summary.ref_node_name.rstrip("_0123456789"),
-            module=summary.ref_module_stack, sqnr_db=sqnr if np.isfinite(sqnr) else 200.0, local_db=None)))
-    return [row for _, row in sorted(rows, key=lambda r: r[0])]
 
 def _name(target: Any) -> str:
     name = getattr(target, "__name__", str(target))
