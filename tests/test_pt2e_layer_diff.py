@@ -78,7 +78,7 @@ def test_bounded_diff_matches_the_whole_comparison(programs, budget: int) -> Non
 
 
 def test_a_small_budget_logs_one_node_per_run(programs, monkeypatch) -> None:
-    import torchao.quantization.pt2e as pt2e
+    from torchao.quantization import pt2e
 
     reference, converted, clips = programs
     compared = []
