@@ -127,19 +127,21 @@ def main(argv: list[str] | None = None) -> int:
     columns: dict[str, dict[str, float]] = {}
     sources: dict[str, dict] = {}
     ops: dict[str, dict[str, float]] = {}
-    pairs = [item.partition("=") for item in (args.profiles or args.in_turns)]
-    for item, (_, sep, _) in zip(args.profiles or args.in_turns, pairs):
+    pairs = []
+    for item in args.profiles or args.in_turns:
+        name, sep, file = item.partition("=")
         if not sep:
             parser.error(f"{item!r}: give NAME=FILE")
+        pairs.append((name, file))
     if args.in_turns:
         from vmf_deploy.bench.machine import describe, host_device_info
 
-        artifacts = {name: Path(file) for name, _, file in pairs}
+        artifacts = {name: Path(file) for name, file in pairs}
         columns, ops = profiled_in_turns(artifacts, args.backend, args.rounds, args.runs, args.threads)
         device = describe(host_device_info())
         sources = {name: {"artifact": str(path), "backend": args.backend, "device": device, "rounds": args.rounds,
                           "runs": args.runs, "threads": args.threads} for name, path in artifacts.items()}
-    for name, _, file in ([] if args.in_turns else pairs):
+    for name, file in ([] if args.in_turns else pairs):
         columns[name] = grouped(Path(file))
         data = json.loads(Path(file).read_text())
         sources[name] = {"file": file, "artifact": data["results"][0].get("artifact"),
