@@ -10,8 +10,8 @@ from vmf_deploy import build_seeded_model, list_models
 from vmf_deploy.models.layers import FormerToMobile, FrameDyReLU, MobileToFormer
 from vmf_deploy.rewrites import run_rewrites
 from vmf_deploy.rewrites.fold_batchnorm import FoldBatchNorm
-from vmf_deploy.rewrites.frame_layers import (DelegableLayerNorm, FrameBatchNorm, FrameConv3d, clip_to_frames,
-                                              frames_to_clip, temporal_taps)
+from vmf_deploy.rewrites.frame_layers import (DelegableLayerNorm, FrameBatchNorm, FrameConv3d, FrameStackedConv3d,
+                                              clip_to_frames, frames_to_clip, temporal_taps)
 from vmf_deploy.rewrites.frames_to_batch import FramesToBatch, UnsupportedModule
 
 torch.manual_seed(0)
@@ -53,6 +53,47 @@ def test_frame_conv3d_matches_conv3d(kernel, stride, padding, groups, bias, batc
         out = frames_to_clip(FrameConv3d(conv)(clip_to_frames(x), batch), batch)
     assert out.shape == ref.shape
     assert (out - ref).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("kernel, stride, padding, bias", [
+    ((5, 3, 3), (8, 2, 2), (2, 1, 1), True),    # the fused stem of VMF-560M (BN folded into the bias)
+    ((5, 3, 3), (4, 2, 2), (2, 1, 1), False),   # the fused stem of VMF-1G–5G: neighbouring outputs share a frame
+    ((3, 3, 3), (1, 1, 1), (1, 1, 1), False),   # stride 1: every frame is read by three outputs
+    ((3, 1, 1), (2, 1, 1), (0, 0, 0), True),    # no temporal padding
+])
+@pytest.mark.parametrize("batch", [1, 2])  # batch 1 slices frames on dim 0; batch 2 slices a (B, T, ·) view
+def test_frame_stacked_conv3d_matches_conv3d(kernel, stride, padding, bias, batch) -> None:
+    conv = nn.Conv3d(3, 16, kernel, stride=stride, padding=padding, bias=bias)
+    x = torch.randn(batch, 3, 17, 12, 12)  # odd frame count: the last output's frames reach past the clip
+    with torch.no_grad():
+        ref = conv(x)
+        out = frames_to_clip(FrameStackedConv3d(conv)(clip_to_frames(x), batch), batch)
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max() < 1e-5
+
+
+def test_stacked_conv3d_is_one_conv_on_one_cat() -> None:
+    """The point of stacking: one Conv2d and one cat of clip slices, where FrameConv3d has five convs and four adds."""
+    conv = nn.Conv3d(3, 16, (5, 3, 3), stride=(4, 2, 2), padding=(2, 1, 1), bias=False)
+    x = torch.randn(17, 3, 12, 12)
+
+    def ops(module: nn.Module) -> list[str]:
+        program = torch.export.export(module, (x, 1), strict=False)
+        return [str(n.target).split(".")[1] for n in program.graph.nodes if n.op == "call_function"]
+
+    stacked, summed = ops(FrameStackedConv3d(conv)), ops(FrameConv3d(conv))
+    assert stacked.count("conv2d") == 1 and stacked.count("cat") == 1 and "add" not in stacked
+    assert summed.count("conv2d") == 5 and summed.count("add") == 4
+
+
+@pytest.mark.parametrize("conv", [
+    nn.Conv3d(8, 8, (3, 3, 3), padding=1, groups=8),        # depthwise: FrameConv3d's per-tap convs keep the groups
+    nn.Conv3d(3, 8, (3, 3, 3), padding=(3, 1, 1)),          # padding ≥ kernel: an output could read only zeros
+    nn.Conv3d(3, 8, (3, 3, 3), padding=1, dilation=(2, 1, 1)),
+])
+def test_frame_stacked_conv3d_refuses_what_it_cannot_stack(conv: nn.Conv3d) -> None:
+    with pytest.raises(ValueError, match="FrameStackedConv3d: unsupported Conv3d"):
+        FrameStackedConv3d(conv)
 
 
 def test_one_clip_taps_copy_only_what_reaches_past_the_clip() -> None:

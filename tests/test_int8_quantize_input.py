@@ -10,18 +10,20 @@ import torch
 from xnnpack_int8 import profiled_run, quantized_program
 
 from vmf_deploy.quantize.pt2e_xnnpack import gathered_input
-from vmf_deploy.rewrites.frame_layers import FrameConv3d, clip_to_frames
+from vmf_deploy.rewrites.frame_layers import FrameConv3d, FrameStackedConv3d, clip_to_frames
 
 SHAPE = (1, 3, 8, 12, 12)  # one clip, NCTHW
 
 
 class StridedStem(torch.nn.Module):
-    """A temporally strided 3×3×3 conv on the clip in the frames layout: its taps gather single frames and concatenate
-    them (``frame_layers._frame_taps``), then a 1×1 conv; ``direct`` also adds a conv of the frames themselves."""
+    """A temporally strided 3×3×3 conv on the clip in the frames layout, then a 1×1 conv. Its taps gather single frames
+    and concatenate them (``frame_layers._frame_taps``), or with ``stacked`` it concatenates each output's frames once
+    (``frame_layers.stacked_frames``, the fused stem's form); ``direct`` also adds a conv of the frames themselves."""
 
-    def __init__(self, direct: bool = False) -> None:
+    def __init__(self, direct: bool = False, stacked: bool = False) -> None:
         super().__init__()
-        self.conv = FrameConv3d(torch.nn.Conv3d(3, 8, 3, stride=2, padding=1))
+        conv = torch.nn.Conv3d(3, 8, 3, stride=2, padding=1)
+        self.conv = FrameStackedConv3d(conv) if stacked else FrameConv3d(conv)
         self.project = torch.nn.Conv2d(8, 8, 1)
         self.direct = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1) if direct else None
 
@@ -41,12 +43,15 @@ def test_the_gathered_input_is_every_layout_op_and_cat_the_clip_reaches() -> Non
     assert all(a in layout for cat in cats for a in cat.all_input_nodes)
     mixed = torch.export.export(StridedStem(direct=True), (torch.zeros(SHAPE),), strict=False).module().graph
     assert gathered_input(next(iter(mixed.find_nodes(op="placeholder")))) == ([], [])  # a conv reads the clip too
+    stacked = torch.export.export(StridedStem(stacked=True), (torch.zeros(SHAPE),), strict=False).module().graph
+    layout, cats = gathered_input(next(iter(stacked.find_nodes(op="placeholder"))))
+    assert len(cats) == 1 and {str(n.target).split(".")[1] for n in layout} == {"reshape", "permute", "slice", "pad"}
 
 
-def _profiled(quantize_input: bool, directory: Path) -> tuple[dict[str, int], float]:
+def _profiled(quantize_input: bool, directory: Path, stacked: bool = False) -> tuple[dict[str, int], float]:
     """StridedStem quantized with ``quantize_input``: the XNNPACK ops it runs and its error (``profiled_run``)."""
     torch.manual_seed(0)
-    model = StridedStem().eval()
+    model = StridedStem(stacked=stacked).eval()
     rng = np.random.default_rng(0)
     clips = [rng.uniform(-2.0, 2.0, SHAPE).astype(np.float32) for _ in range(8)]
     options = {"per_channel": True, "calibration_method": "minmax", "fp32_modules": [], "fp32_outputs": False,
@@ -64,3 +69,11 @@ def test_the_clip_is_converted_once_and_its_frames_copied_as_int8(tmp_path: Path
     assert per_frame["Convert (NC)"] > once["Convert (NC)"]  # every gathered frame converted
     assert error <= 0.05 and per_frame_error <= 0.05
     assert error == pytest.approx(per_frame_error, abs=0.02)
+
+
+def test_stacked_frames_are_gathered_as_int8_and_transposed_once(tmp_path: Path) -> None:
+    ops, error = _profiled(True, tmp_path / "stacked", stacked=True)
+    assert not any(op.endswith("X32)") for op in ops)
+    # transposes: the clip to frames, the stack to NHWC (not each of the 3 taps), the output back to NCHW
+    assert ops["Convert (NC)"] == 2 and ops["Transpose (ND, X8)"] == 3
+    assert error <= 0.05

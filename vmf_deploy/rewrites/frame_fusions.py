@@ -3,7 +3,7 @@
 The ExecuTorch recipe first runs the module fusions (``stem_fusion``, ``dyrelu_fusion``)
 on the 5D model, then ``frames_to_batch`` rebuilds it in the ``(B*T, C, H, W)`` layout.
 This file teaches ``frames_to_batch`` the fused module types, so the two compose: the
-fused stem becomes one per-tap Conv2d stack, the fused DyReLUs keep ``relu(x) + a2·x``
+fused stem becomes one Conv2d over its stacked temporal taps, the fused DyReLUs keep ``relu(x) + a2·x``
 on frames. Ops are the XNNPACK-claimable ones ``frame_layers.py`` lists.
 """
 
@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .dyrelu_fusion import FusedFrameDyReLU, FusedTokenDyReLU
-from .frame_layers import folded_linear
+from .frame_layers import FrameStackedConv3d, folded_linear
 from .frames_to_batch import register_frame_converter
 from .stem_fusion import FusedStem
 
 
 class FrameFusedStem(nn.Module):
-    """:class:`FusedStem` on frames: its 5×3×3 conv as per-tap Conv2d sums, (folded) BN, ReLU."""
+    """:class:`FusedStem` on frames: its 5×3×3 conv as one Conv2d on stacked taps, (folded) BN, ReLU."""
 
     def __init__(self, conv: nn.Module, bn: nn.Module, act: nn.Module) -> None:
         super().__init__()
@@ -89,6 +89,7 @@ class FrameFusedTokenDyReLU(nn.Module):
         return (F.relu(frames) + a2.reshape(batch, 1, c, 1) * frames).reshape(bt, c, h, w)
 
 
-register_frame_converter(FusedStem)(lambda m, convert: FrameFusedStem(convert(m.conv), convert(m.bn), convert(m.act)))
+register_frame_converter(FusedStem)(
+    lambda m, convert: FrameFusedStem(FrameStackedConv3d(m.conv), convert(m.bn), convert(m.act)))
 register_frame_converter(FusedFrameDyReLU)(lambda m, _: FrameFusedDyReLU(m))
 register_frame_converter(FusedTokenDyReLU)(lambda m, _: FrameFusedTokenDyReLU(m))

@@ -111,6 +111,31 @@ def _frame_taps(x: torch.Tensor, kernel: int, stride: int, padding: int, t_out: 
     return taps
 
 
+def stacked_frames(x: torch.Tensor, batch: int, kernel: int, stride: int, padding: int) -> torch.Tensor:
+    """The ``kernel`` input frames of every output of a temporal conv, stacked on channels.
+
+    Returns ``(B*T_out, kernel*C, H, W)``: channel ``j·C + c`` of output ``i`` is channel ``c`` of input
+    frame ``stride·i + j − padding`` (zeros outside the clip). Those ``kernel`` frames are consecutive,
+    so each output's stack is one slice of the clip (zero-padded at the clip's ends) and all of them
+    are one ``cat``: no transpose, whatever the stride.
+    """
+    bt, c, h, w = x.shape
+    t = bt // batch
+    t_out = (t + 2 * padding - kernel) // stride + 1
+    axis = 0 if batch == 1 else 1  # one clip: frames are dim 0 (no reshape, which XNNPACK would copy)
+    rows = x if batch == 1 else x.reshape(batch, t, c * h * w)
+    pieces = []
+    for i in range(t_out):
+        first = stride * i - padding
+        start, stop = max(first, 0), min(first + kernel, t)
+        piece = rows[start:stop] if batch == 1 else rows[:, start:stop]
+        before, after = start - first, first + kernel - stop
+        if before or after:
+            piece = F.pad(piece, (0, 0) * (rows.dim() - 1 - axis) + (before, after))
+        pieces.append(piece)
+    return torch.cat(pieces, dim=axis).reshape(batch * t_out, kernel * c, h, w)
+
+
 class FrameConv3d(nn.Module):
     """A Conv3d ``kt×kh×kw`` as ``kt`` Conv2d ``kh×kw`` over temporally shifted frames, summed.
 
@@ -145,6 +170,37 @@ class FrameConv3d(nn.Module):
         for tap, frames in zip(self.taps[1:], inputs[1:]):
             out = out + tap(frames)
         return out
+
+
+class FrameStackedConv3d(nn.Module):
+    """A dense Conv3d ``kt×kh×kw`` as one Conv2d over each output's ``kt`` input frames stacked on channels.
+
+    :class:`FrameConv3d` runs ``kt`` convs on gathered frames and adds their full-size outputs; here
+    :func:`stacked_frames` gathers the frames once and one Conv2d with ``kt·C`` input channels (the
+    Conv3d's weight with its taps moved next to its input channels) computes the sum. It pays where
+    the input has few channels, as the stem's RGB: XNNPACK transposes the stacked frames to
+    channels-last once, with ``kt·3`` values per pixel, instead of each tap's frames with 3.
+    """
+
+    def __init__(self, conv: nn.Conv3d) -> None:
+        super().__init__()
+        kt, kh, kw = conv.kernel_size
+        if (conv.groups != 1 or conv.dilation[0] != 1 or conv.padding_mode != "zeros"
+                or isinstance(conv.padding, str) or conv.padding[0] >= kt):
+            raise ValueError(f"FrameStackedConv3d: unsupported Conv3d {conv} (grouped, dilated in time, non-zero "
+                             "padding mode, string padding, or temporal padding not below the kernel); use "
+                             "FrameConv3d")
+        self.kernel, self.stride, self.padding = kt, conv.stride[0], conv.padding[0]
+        self.conv = nn.Conv2d(kt * conv.in_channels, conv.out_channels, (kh, kw), stride=conv.stride[1:],
+                              padding=conv.padding[1:], dilation=conv.dilation[1:], bias=conv.bias is not None)
+        with torch.no_grad():
+            self.conv.weight.copy_(conv.weight.permute(0, 2, 1, 3, 4).reshape(self.conv.weight.shape))
+            if conv.bias is not None:
+                self.conv.bias.copy_(conv.bias)
+
+    def forward(self, x: torch.Tensor, batch: int) -> torch.Tensor:
+        """Apply the conv to frames ``(B*T, C, H, W)``; returns ``(B*T_out, C_out, H_out, W_out)``."""
+        return self.conv(stacked_frames(x, batch, self.kernel, self.stride, self.padding))
 
 
 class FrameBatchNorm(nn.Module):
