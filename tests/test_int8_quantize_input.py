@@ -18,10 +18,12 @@ SHAPE = (1, 3, 8, 12, 12)  # one clip, NCTHW
 class StridedStem(torch.nn.Module):
     """A temporally strided 3×3×3 conv on the clip in the frames layout, then a 1×1 conv. Its taps gather single frames
     and concatenate them (``frame_layers._frame_taps``), or with ``stacked`` it concatenates each output's frames once
-    (``frame_layers.stacked_frames``, the fused stem's form); ``direct`` also adds a conv of the frames themselves."""
+    (``frame_layers.stacked_frames``, the fused stem's form, whose conv feeds a ReLU); ``direct`` also adds a conv of the
+    frames themselves."""
 
     def __init__(self, direct: bool = False, stacked: bool = False) -> None:
         super().__init__()
+        self.stacked = stacked
         conv = torch.nn.Conv3d(3, 8, 3, stride=2, padding=1)
         self.conv = FrameStackedConv3d(conv) if stacked else FrameConv3d(conv)
         self.project = torch.nn.Conv2d(8, 8, 1)
@@ -29,7 +31,8 @@ class StridedStem(torch.nn.Module):
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
         frames = clip_to_frames(clip)
-        out = self.project(self.conv(frames, 1))
+        out = self.conv(frames, 1)
+        out = self.project(torch.relu(out) if self.stacked else out)
         if self.direct is not None:
             out = out + self.direct(frames[0:4])
         return out
@@ -48,21 +51,22 @@ def test_the_gathered_input_is_every_layout_op_and_cat_the_clip_reaches() -> Non
     assert len(cats) == 1 and {str(n.target).split(".")[1] for n in layout} == {"reshape", "permute", "slice", "pad"}
 
 
-def _profiled(quantize_input: bool, directory: Path, stacked: bool = False) -> tuple[dict[str, int], float]:
-    """StridedStem quantized with ``quantize_input``: the XNNPACK ops it runs and its error (``profiled_run``)."""
+def _profiled(quantize_input: bool, directory: Path, stacked: bool = False) -> tuple[dict[str, int], float, dict]:
+    """StridedStem quantized with ``quantize_input``: the XNNPACK ops it runs and its error (``profiled_run``), and
+    its convolutions' precision (``compute_precision``)."""
     torch.manual_seed(0)
     model = StridedStem(stacked=stacked).eval()
     rng = np.random.default_rng(0)
     clips = [rng.uniform(-2.0, 2.0, SHAPE).astype(np.float32) for _ in range(8)]
     options = {"per_channel": True, "calibration_method": "minmax", "fp32_modules": [], "fp32_outputs": False,
                "kept_linears": "fp32", "dyrelu_application": "int8", "quantize_input": quantize_input}
-    _, pte = quantized_program(model, clips, options, ("aten.convolution",))
-    return profiled_run(pte, model, clips, directory)
+    precision, pte = quantized_program(model, clips, options, ("aten.convolution",))
+    return (*profiled_run(pte, model, clips, directory), precision)
 
 
 def test_the_clip_is_converted_once_and_its_frames_copied_as_int8(tmp_path: Path) -> None:
-    once, error = _profiled(True, tmp_path / "once")
-    per_frame, per_frame_error = _profiled(False, tmp_path / "per_frame")
+    once, error, _ = _profiled(True, tmp_path / "once")
+    per_frame, per_frame_error, _ = _profiled(False, tmp_path / "per_frame")
     assert not any(op.endswith("X32)") for op in once)  # every transpose, slice and pad moves int8
     assert per_frame["Slice (ND, X32)"] >= 6 and per_frame["Transpose (ND, X32)"] == 1  # fp32 frames, fp32 clip
     assert once["Convert (NC)"] == 2  # the clip in, the output out
@@ -72,8 +76,11 @@ def test_the_clip_is_converted_once_and_its_frames_copied_as_int8(tmp_path: Path
 
 
 def test_stacked_frames_are_gathered_as_int8_and_transposed_once(tmp_path: Path) -> None:
-    ops, error = _profiled(True, tmp_path / "stacked", stacked=True)
+    ops, error, precision = _profiled(True, tmp_path / "stacked", stacked=True)
     assert not any(op.endswith("X32)") for op in ops)
+    # the stacked conv's quantize follows its ReLU, which XNNPACK folds into the int8 conv: both convs count as int8
+    assert precision["by_op"]["aten.convolution"] == {"int8": 2, "dynamic_int8": 0, "weight_only_int8": 0, "fp32": 0}
+    assert "Convolution (NHWC, F32) IGEMM" not in ops
     # transposes: the clip to frames, the stack to NHWC (not each of the 3 taps), the output back to NCHW
     assert ops["Convert (NC)"] == 2 and ops["Transpose (ND, X8)"] == 3
     assert error <= 0.05

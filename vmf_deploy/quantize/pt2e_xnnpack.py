@@ -334,11 +334,29 @@ def weight_only_quantizer(selected: Callable[[torch.fx.Node], bool], weight: Any
     return annotating_quantizer(annotate)
 
 
+FUSED_ACTIVATIONS = ("aten.relu", "aten.hardtanh", "aten.clamp")
+"""Activations XNNPACK applies as an int8 op's output clamp (``XNNPACKQuantizer`` annotates them with the op)."""
+
+
+def _quantized_output(node: torch.fx.Node) -> bool:
+    """Whether ``node``'s output is quantized, directly or after one of :data:`FUSED_ACTIVATIONS`."""
+    for user in node.users:
+        if user.op != "call_function":
+            continue
+        if _name(user.target) in QUANTIZE_OPS:
+            return True
+        if _name(user.target) in FUSED_ACTIVATIONS and _quantized_output(user):
+            return True
+    return False
+
+
 def compute_precision(graph_module: torch.fx.GraphModule, compute_ops: Sequence[str]) -> dict:
     """int8 vs fp32 compute ops of a lowered program, inside the XNNPACK delegate and outside it.
 
     A compute op is int8 when both its inputs come from ``dequantize`` nodes and its output goes
-    to a ``quantize`` node (the pattern XNNPACK fuses into an int8 kernel); ``dynamic_int8`` when
+    to a ``quantize`` node, directly or through a ReLU or clamp that XNNPACK folds into the op's
+    output range (the pattern XNNPACK fuses into an int8 kernel: the quantizer annotates a
+    conv → ReLU pair at the ReLU's output); ``dynamic_int8`` when
     both inputs are dequantized, the activation's scale computed at run time (``choose_qparams``),
     and the output stays fp32 (:func:`dynamic_quantizer`); ``weight_only_int8`` when only its weight is
     dequantized, per channel (:func:`weight_only_quantizer`); an op that only reads dequantized tensors
@@ -362,7 +380,7 @@ def compute_precision(graph_module: torch.fx.GraphModule, compute_ops: Sequence[
             args = [a for a in node.args[:2] if isinstance(a, torch.fx.Node)]
             dequantized = (len(args) == 2
                            and all(a.op == "call_function" and _name(a.target) in DEQUANTIZE_OPS for a in args))
-            if dequantized and any(u.op == "call_function" and _name(u.target) in QUANTIZE_OPS for u in node.users):
+            if dequantized and _quantized_output(node):
                 kind = "int8"
             elif dequantized and isinstance(args[0].args[1], torch.fx.Node):  # a scale computed when the op runs
                 kind = "dynamic_int8"
