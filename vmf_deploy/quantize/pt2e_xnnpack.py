@@ -339,11 +339,14 @@ FUSED_ACTIVATIONS = ("aten.relu", "aten.hardtanh", "aten.clamp")
 
 
 def _quantized_output(node: torch.fx.Node) -> bool:
-    """Whether ``node``'s output is quantized, directly or after one of :data:`FUSED_ACTIVATIONS`."""
+    """Whether ``node``'s output is quantized with a fixed scale, directly or after one of :data:`FUSED_ACTIVATIONS`.
+
+    A ``quantize`` whose scale is computed when it runs (a dynamically quantized op's input) does not count.
+    """
     for user in node.users:
         if user.op != "call_function":
             continue
-        if _name(user.target) in QUANTIZE_OPS:
+        if _name(user.target) in QUANTIZE_OPS and not isinstance(user.args[1], torch.fx.Node):
             return True
         if _name(user.target) in FUSED_ACTIVATIONS and _quantized_output(user):
             return True
@@ -354,7 +357,7 @@ def compute_precision(graph_module: torch.fx.GraphModule, compute_ops: Sequence[
     """int8 vs fp32 compute ops of a lowered program, inside the XNNPACK delegate and outside it.
 
     A compute op is int8 when both its inputs come from ``dequantize`` nodes and its output goes
-    to a ``quantize`` node, directly or through a ReLU or clamp that XNNPACK folds into the op's
+    to a fixed-scale ``quantize`` node, directly or through a ReLU or clamp that XNNPACK folds into the op's
     output range (the pattern XNNPACK fuses into an int8 kernel: the quantizer annotates a
     conv → ReLU pair at the ReLU's output); ``dynamic_int8`` when
     both inputs are dequantized, the activation's scale computed at run time (``choose_qparams``),
