@@ -61,28 +61,31 @@ def test_frame_conv3d_matches_conv3d(kernel, stride, padding, groups, bias, batc
     ((3, 3, 3), (1, 1, 1), (1, 1, 1), False),   # stride 1: every frame is read by three outputs
     ((3, 1, 1), (2, 1, 1), (0, 0, 0), True),    # no temporal padding
 ])
-@pytest.mark.parametrize("batch", [1, 2])  # batch 1 slices frames on dim 0; batch 2 slices a (B, T, ·) view
+@pytest.mark.parametrize("batch", [1, 2])  # each output's stack is a slice of its own clip
 def test_frame_stacked_conv3d_matches_conv3d(kernel, stride, padding, bias, batch) -> None:
     conv = nn.Conv3d(3, 16, kernel, stride=stride, padding=padding, bias=bias)
     x = torch.randn(batch, 3, 17, 12, 12)  # odd frame count: the last output's frames reach past the clip
     with torch.no_grad():
         ref = conv(x)
-        out = frames_to_clip(FrameStackedConv3d(conv)(clip_to_frames(x), batch), batch)
+        out = frames_to_clip(FrameStackedConv3d(conv)(x), batch)
     assert out.shape == ref.shape
     assert (out - ref).abs().max() < 1e-5
 
 
 def test_stacked_conv3d_is_one_conv_on_one_cat() -> None:
-    """The point of stacking: one Conv2d and one cat of clip slices, where FrameConv3d has five convs and four adds."""
-    conv = nn.Conv3d(3, 16, (5, 3, 3), stride=(4, 2, 2), padding=(2, 1, 1), bias=False)
-    x = torch.randn(17, 3, 12, 12)
+    """The point of stacking: one Conv2d and one cat of clip slices, where FrameConv3d has five convs and four adds.
 
-    def ops(module: nn.Module) -> list[str]:
-        program = torch.export.export(module, (x, 1), strict=False)
+    The stacks are sliced from the clip itself: no permute turns the clip into frames first."""
+    conv = nn.Conv3d(3, 16, (5, 3, 3), stride=(4, 2, 2), padding=(2, 1, 1), bias=False)
+    clip = torch.randn(1, 3, 17, 12, 12)
+
+    def ops(module: nn.Module, *args: object) -> list[str]:
+        program = torch.export.export(module, args, strict=False)
         return [str(n.target).split(".")[1] for n in program.graph.nodes if n.op == "call_function"]
 
-    stacked, summed = ops(FrameStackedConv3d(conv)), ops(FrameConv3d(conv))
+    stacked, summed = ops(FrameStackedConv3d(conv), clip), ops(FrameConv3d(conv), clip_to_frames(clip), 1)
     assert stacked.count("conv2d") == 1 and stacked.count("cat") == 1 and "add" not in stacked
+    assert "permute" not in stacked
     assert summed.count("conv2d") == 5 and summed.count("add") == 4
 
 

@@ -20,15 +20,15 @@ from .stem_fusion import FusedStem
 
 
 class FrameFusedStem(nn.Module):
-    """:class:`FusedStem` on frames: its 5×3×3 conv as one Conv2d on stacked taps, (folded) BN, ReLU."""
+    """:class:`FusedStem` on frames: its 5×3×3 conv as one Conv2d on the clip's stacked frames, (folded) BN, ReLU."""
 
     def __init__(self, conv: nn.Module, bn: nn.Module, act: nn.Module) -> None:
         super().__init__()
         self.conv, self.bn, self.act = conv, bn, act
 
-    def forward(self, x: torch.Tensor, batch: int) -> torch.Tensor:
-        """Frames ``(B*T, 3, H, W)`` → ``(B*T', C0, H/2, W/2)``."""
-        return self.act(self.bn(self.conv(x, batch), batch), batch)
+    def forward(self, clip: torch.Tensor, batch: int) -> torch.Tensor:
+        """Clip ``(B, 3, T, H, W)`` → frames ``(B*T', C0, H/2, W/2)``."""
+        return self.act(self.bn(self.conv(clip), batch), batch)
 
 
 def _slope_halves(w0: torch.Tensor, b0: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor) -> tuple[nn.Linear, ...]:

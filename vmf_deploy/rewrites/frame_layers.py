@@ -111,29 +111,28 @@ def _frame_taps(x: torch.Tensor, kernel: int, stride: int, padding: int, t_out: 
     return taps
 
 
-def stacked_frames(x: torch.Tensor, batch: int, kernel: int, stride: int, padding: int) -> torch.Tensor:
-    """The ``kernel`` input frames of every output of a temporal conv, stacked on channels.
+def stacked_clip_frames(clip: torch.Tensor, kernel: int, stride: int, padding: int) -> torch.Tensor:
+    """The ``kernel`` input frames of every output of a temporal conv, stacked on channels, read from the clip.
 
-    Returns ``(B*T_out, kernel*C, H, W)``: channel ``j·C + c`` of output ``i`` is channel ``c`` of input
-    frame ``stride·i + j − padding`` (zeros outside the clip). Those ``kernel`` frames are consecutive,
-    so each output's stack is one slice of the clip (zero-padded at the clip's ends) and all of them
-    are one ``cat``: no transpose, whatever the stride.
+    ``clip`` is ``(B, C, T, H, W)``. Returns ``(B*T_out, C*kernel, H, W)``: channel ``c·kernel + j`` of
+    output ``i`` is channel ``c`` of frame ``stride·i + j − padding`` (zeros outside the clip). Those
+    ``kernel`` frames are consecutive, so each output's stack is one slice of the clip's time axis
+    (zero-padded at its ends), and the stacks are one ``cat``. The clip is read as it is: no
+    frames-in-batch transpose, and frames that no output reads (a stride above the kernel) are
+    never copied.
     """
-    bt, c, h, w = x.shape
-    t = bt // batch
+    b, c, t, h, w = clip.shape
     t_out = (t + 2 * padding - kernel) // stride + 1
-    axis = 0 if batch == 1 else 1  # one clip: frames are dim 0 (no reshape, which XNNPACK would copy)
-    rows = x if batch == 1 else x.reshape(batch, t, c * h * w)
     pieces = []
     for i in range(t_out):
         first = stride * i - padding
         start, stop = max(first, 0), min(first + kernel, t)
-        piece = rows[start:stop] if batch == 1 else rows[:, start:stop]
+        piece = clip[:, :, start:stop]
         before, after = start - first, first + kernel - stop
         if before or after:
-            piece = F.pad(piece, (0, 0) * (rows.dim() - 1 - axis) + (before, after))
-        pieces.append(piece)
-    return torch.cat(pieces, dim=axis).reshape(batch * t_out, kernel * c, h, w)
+            piece = F.pad(piece, (0, 0, 0, 0, before, after))
+        pieces.append(piece.reshape(b, 1, c * kernel, h * w))
+    return torch.cat(pieces, dim=1).reshape(b * t_out, c * kernel, h, w)
 
 
 class FrameConv3d(nn.Module):
@@ -173,13 +172,16 @@ class FrameConv3d(nn.Module):
 
 
 class FrameStackedConv3d(nn.Module):
-    """A dense Conv3d ``kt×kh×kw`` as one Conv2d over each output's ``kt`` input frames stacked on channels.
+    """A dense Conv3d ``kt×kh×kw`` on the clip as one Conv2d over each output's ``kt`` frames stacked on channels.
 
+    It takes the clip ``(B, C, T, H, W)``, as the network's first conv does, and returns frames.
     :class:`FrameConv3d` runs ``kt`` convs on gathered frames and adds their full-size outputs; here
-    :func:`stacked_frames` gathers the frames once and one Conv2d with ``kt·C`` input channels (the
-    Conv3d's weight with its taps moved next to its input channels) computes the sum. It pays where
-    the input has few channels, as the stem's RGB: XNNPACK transposes the stacked frames to
-    channels-last once, with ``kt·3`` values per pixel, instead of each tap's frames with 3.
+    :func:`stacked_clip_frames` gathers each output's frames once, straight from the clip, and one
+    Conv2d with ``C·kt`` input channels (the Conv3d's weight, whose ``(C, kt)`` axes are already
+    adjacent) computes the sum. It pays where the input has few channels, as the stem's RGB: XNNPACK
+    transposes the stacked frames to channels-last once, with ``3·kt`` values per pixel, and the
+    clip is never turned into frames first (XNNPACK copies a reshape of the program's input, then
+    transposes it).
     """
 
     def __init__(self, conv: nn.Conv3d) -> None:
@@ -194,13 +196,13 @@ class FrameStackedConv3d(nn.Module):
         self.conv = nn.Conv2d(kt * conv.in_channels, conv.out_channels, (kh, kw), stride=conv.stride[1:],
                               padding=conv.padding[1:], dilation=conv.dilation[1:], bias=conv.bias is not None)
         with torch.no_grad():
-            self.conv.weight.copy_(conv.weight.permute(0, 2, 1, 3, 4).reshape(self.conv.weight.shape))
+            self.conv.weight.copy_(conv.weight.reshape(self.conv.weight.shape))
             if conv.bias is not None:
                 self.conv.bias.copy_(conv.bias)
 
-    def forward(self, x: torch.Tensor, batch: int) -> torch.Tensor:
-        """Apply the conv to frames ``(B*T, C, H, W)``; returns ``(B*T_out, C_out, H_out, W_out)``."""
-        return self.conv(stacked_frames(x, batch, self.kernel, self.stride, self.padding))
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        """Apply the conv to a clip ``(B, C, T, H, W)``; returns frames ``(B*T_out, C_out, H_out, W_out)``."""
+        return self.conv(stacked_clip_frames(clip, self.kernel, self.stride, self.padding))
 
 
 class FrameBatchNorm(nn.Module):

@@ -211,15 +211,16 @@ class FrameReLU(nn.Module):
 
 
 class FrameStem(nn.Module):
-    """The (2+1)D stem on frames: per-frame 1×3×3 conv, temporal depthwise taps, (folded) BN, ReLU."""
+    """The (2+1)D stem, clip in, frames out: per-frame 1×3×3 conv, temporal depthwise taps, (folded) BN, ReLU."""
 
     def __init__(self, conv_xy: nn.Module, conv_t: nn.Module, bn: nn.Module, act: nn.Module) -> None:
         super().__init__()
         self.conv_xy, self.conv_t, self.bn, self.act = conv_xy, conv_t, bn, act
 
-    def forward(self, x: torch.Tensor, batch: int) -> torch.Tensor:
-        """Frames ``(B*T, 3, H, W)`` → ``(B*T', C0, H/2, W/2)``."""
-        return self.act(self.bn(self.conv_t(self.conv_xy(x, batch), batch), batch), batch)
+    def forward(self, clip: torch.Tensor, batch: int) -> torch.Tensor:
+        """Clip ``(B, 3, T, H, W)`` → frames ``(B*T', C0, H/2, W/2)``."""
+        frames = self.conv_xy(clip_to_frames(clip), batch)
+        return self.act(self.bn(self.conv_t(frames, batch), batch), batch)
 
 
 class FrameMobileBlock(nn.Module):
@@ -310,7 +311,7 @@ class FrameVideoMobileFormer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, classes)`` for clips ``(B, 3, T, H, W)``."""
         batch = x.shape[0]
-        frames = self.stem(clip_to_frames(x), batch)
+        frames = self.stem(x, batch)
         if self.cfg.tokens_per_frame and (frames.shape[0] // batch) * self.cfg.num_tokens != self.tokens.shape[0]:
             raise ValueError(f"tokens_per_frame model was built for {self.tokens.shape[0] // self.cfg.num_tokens} "
                              f"frames after the stem but got {frames.shape[0] // batch}: build it with "
@@ -334,7 +335,7 @@ class FrameMobile3D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, classes)`` for clips ``(B, 3, T, H, W)``."""
         batch = x.shape[0]
-        frames = self.stem(clip_to_frames(x), batch)
+        frames = self.stem(x, batch)
         for block in self.blocks:
             frames = block(frames, None, batch)
         return self.head(frames, batch)
