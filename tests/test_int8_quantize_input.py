@@ -16,10 +16,10 @@ SHAPE = (1, 3, 8, 12, 12)  # one clip, NCTHW
 
 
 class StridedStem(torch.nn.Module):
-    """A temporally strided 3×3×3 conv on the clip in the frames layout, then a 1×1 conv. Its taps gather single frames
-    and concatenate them (``frame_layers._frame_taps``), or with ``stacked`` it concatenates each output's frames once
-    (``frame_layers.stacked_clip_frames``, the fused stem's form: slices of the clip itself, and a conv that feeds a
-    ReLU); ``direct`` also adds a conv of the frames themselves."""
+    """A temporally strided 3×3×3 conv on the clip, then a 1×1 conv. Its taps gather single frames of the clip in the
+    frames layout and concatenate them (``frame_layers._frame_taps``), or with ``stacked`` it concatenates each
+    output's frames once (``frame_layers.stacked_clip_frames``, the fused stem's form: slices of the clip itself, and a
+    conv that feeds a ReLU); ``direct`` also adds a conv of the frames themselves."""
 
     def __init__(self, direct: bool = False, stacked: bool = False) -> None:
         super().__init__()
