@@ -91,6 +91,7 @@ def test_quantization_tables_are_validated(tmp_path: Path) -> None:
         ('calibration_method = "minmax"', 'calibration_method = "entropy"', "calibration_method"),
         ('calibration_method = "minmax"\n', '', "lacks"),
         ('kept_linears = "fp32"', 'kept_linears = "int4"', r"kept_linears must be one of"),
+        ('fp32_output_weights = "', 'fp32_output_weights = "int4" # "', r"fp32_output_weights must be one of"),
         ('dyrelu_application = "int8"', 'dyrelu_application = "int4"', r"dyrelu_application must be one of"),
         ('quantize_input = true', 'quantize_input = "once"', r"\[quantization\].quantize_input")], tmp_path)
     for target in ("onnx", "executorch", "coreml"):
@@ -260,6 +261,7 @@ def test_executorch_int8_is_fully_delegated_int8_and_passes_the_gate(executorch_
     assert q["calibration_method"] == "minmax" and q["kept_linears"] == "fp32" and q["dyrelu_application"] == "int8"
     assert q["quantize_input"] is True
     assert q["compute_ops"]["dynamic_int8"] == 0  # the kept linears stay fp32 (tests/test_int8_kept_linears.py)
+    assert q["fp32_output_weights"] == "int8" and q["by_op"]["aten.linear"]["weight_only_int8"] == 1  # the classifier
     assert q["layer_errors"]["method"].startswith("torchao numeric debugger")
     assert [name for name, _ in result.steps].count("quantize") == 1
 

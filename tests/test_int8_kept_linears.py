@@ -1,6 +1,6 @@
 """The executorch recipe's ``kept_linears``: the linears left out of static int8 (``fp32_modules``, ``fp32_outputs``)
 as XNNPACK dynamically quantized linears (int8 weights, fp32 output), as weight-only int8 linears (int8 weights,
-fp32 input and output), or fp32."""
+fp32 input and output), or fp32; and its ``fp32_output_weights``: the classifier's weights alone weight-only int8."""
 
 from __future__ import annotations
 
@@ -39,14 +39,15 @@ class Net(torch.nn.Module):
         return self.classifier((y * self.gate(y)[:, :, None, None]).mean((2, 3)))
 
 
-def _lowered(kept_linears: str) -> tuple[dict, bytes, torch.nn.Module, list[np.ndarray]]:
-    """Net quantized with ``kept_linears`` and lowered to XNNPACK: its compute precision, .pte bytes, model, clips."""
+def _lowered(kept_linears: str, output_weights: str = "fp32") -> tuple[dict, bytes, torch.nn.Module, list[np.ndarray]]:
+    """Net quantized with ``kept_linears`` and ``fp32_output_weights = output_weights``, lowered to XNNPACK: its
+    compute precision, .pte bytes, model, clips."""
     torch.manual_seed(0)
     model = Net().eval()
     rng = np.random.default_rng(0)
     clips = [rng.standard_normal(SHAPE).astype(np.float32) for _ in range(16)]
     options = {"per_channel": True, "calibration_method": "minmax", "fp32_modules": ["Gate"], "fp32_outputs": True,
-               "kept_linears": kept_linears}
+               "kept_linears": kept_linears, "fp32_output_weights": output_weights}
     precision, pte = quantized_program(model, clips, options, ("aten.convolution", "aten.linear"))
     return precision, pte, model, clips
 
@@ -88,3 +89,27 @@ def test_weight_only_int8_runs_the_kept_linears_as_xnnpack_f32_qc8w(tmp_path: Pa
     logits = Runtime.get().load_program(weight_only_pte).load_method("forward").execute(
         [torch.from_numpy(clips[2])])[0].numpy()
     assert len(np.unique(logits)) > 256  # fp32 logits
+
+
+def test_int8_output_weights_store_the_classifier_alone_as_weight_only_int8(tmp_path: Path) -> None:
+    fp32, fp32_pte, model, clips = _lowered("fp32")
+    classifier, classifier_pte, _, _ = _lowered("fp32", "int8")
+    assert classifier["by_op"]["aten.linear"] == {"int8": 0, "dynamic_int8": 0, "weight_only_int8": 1, "fp32": 2}
+    assert classifier["by_op"]["aten.convolution"] == fp32["by_op"]["aten.convolution"]
+    assert len(classifier_pte) < len(fp32_pte) - 2.5 * 16 * 400  # the classifier's weights: 1 byte, not 4
+    assert len(classifier_pte) > len(fp32_pte) - 3 * (16 * 400 + 2 * 16 * 64)  # the gate's weights stay fp32
+    ops, error = profiled_run(classifier_pte, model, clips, tmp_path / "classifier")
+    assert ops["Fully Connected (NC, F32, QC8W) GEMM"] == 1
+    assert ops["Fully Connected (NC, F32) GEMM"] == 2  # the kept gate's two linears
+    _, fp32_error = profiled_run(fp32_pte, model, clips, tmp_path / "fp32")
+    assert error < fp32_error + 0.01
+    from executorch.runtime import Runtime
+
+    logits = Runtime.get().load_program(classifier_pte).load_method("forward").execute(
+        [torch.from_numpy(clips[2])])[0].numpy()
+    assert len(np.unique(logits)) > 256  # fp32 logits
+
+
+def test_int8_output_weights_compose_with_dynamic_kept_linears() -> None:
+    both, _, _, _ = _lowered("dynamic_int8", "int8")
+    assert both["by_op"]["aten.linear"] == {"int8": 0, "dynamic_int8": 2, "weight_only_int8": 1, "fp32": 0}

@@ -302,6 +302,7 @@ def lower(job: LoweringJob) -> Lowered:
                          "fp32_module_paths": fp32_module_paths(quant.classes, quant.options["fp32_modules"]),
                          "fp32_outputs": quant.options["fp32_outputs"],
                          "kept_linears": quant.options["kept_linears"],
+                         "fp32_output_weights": quant.options["fp32_output_weights"],
                          "dyrelu_application": quant.options["dyrelu_application"],
                          "quantize_input": quant.options["quantize_input"]}
     program = lower_to_executorch(job.model, torch.zeros(job.shape), job.recipe, fuse=job.fuse, quantize=quantize)

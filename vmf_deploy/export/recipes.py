@@ -135,6 +135,7 @@ QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "fp32_modules": _str_list(),
         "fp32_outputs": _BOOL,
         "kept_linears": _one_of("dynamic_int8", "weight_only_int8", "fp32"),
+        "fp32_output_weights": _one_of("int8", "fp32"),
         "dyrelu_application": _one_of("fp32", "int8"),
         "quantize_input": _BOOL,
     },

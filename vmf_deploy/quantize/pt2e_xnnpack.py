@@ -13,6 +13,8 @@ ops that compute the program's outputs (the classifier linear and any view after
 ``kept_linears = "dynamic_int8"`` the linears among those left-out nodes are annotated by a second,
 dynamic quantizer instead (:func:`dynamic_quantizer`): int8 weights, fp32 output; with ``"weight_only_int8"``
 only their weights are (:func:`weight_only_quantizer`): int8 weights, fp32 input and output. With
+``fp32_output_weights = "int8"`` the output linears alone get that weight-only form, whatever ``kept_linears`` says
+of the others. With
 ``dyrelu_application = "int8"`` a kept DyReLU's ``relu(x) + a2·x`` is quantized after all
 (:func:`dyrelu_application_nodes`); only its slopes ``a2`` are computed in fp32. With ``quantize_input``
 the clip is quantized once as it enters, and the frames the stem gathers from it are copied as int8
@@ -272,10 +274,14 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
     if kept or outputs:  # set_module_name(path, None) is not supported: filter those nodes out instead
         quantizer.set_filter_function(lambda node: not left_out(node))
         kept_linears = options.get("kept_linears", "fp32")
+        parts = [quantizer]
+        if options.get("fp32_output_weights", "fp32") == "int8":  # manifests older than the key kept them fp32
+            parts.append(weight_only_quantizer(lambda node: node.name in outputs, config.weight))
         if kept_linears == "dynamic_int8":
-            quantizer = ComposableQuantizer([quantizer, dynamic_quantizer(left_out)])
+            parts.append(dynamic_quantizer(left_out))
         elif kept_linears == "weight_only_int8":
-            quantizer = ComposableQuantizer([quantizer, weight_only_quantizer(left_out, config.weight)])
+            parts.append(weight_only_quantizer(left_out, config.weight))
+        quantizer = ComposableQuantizer(parts) if len(parts) > 1 else quantizer
     quantizers = [quantizer, annotating_quantizer(share_pad_ranges)]
     if options.get("quantize_input", False):  # manifests older than the key quantized each gathered frame
         quantizers.insert(0, annotating_quantizer(lambda graph: share_input_range(graph, config.input_activation)))
