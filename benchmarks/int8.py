@@ -38,10 +38,11 @@ RESULTS = REPO / "benchmarks" / "results" / "int8.json"
 BACKENDS = {"onnx": "onnxruntime-cpu", "executorch": "executorch-xnnpack", "openvino": "openvino-cpu"}
 
 
-def interleaved_ms(artifacts: dict[str, Path], backend: str, clip, rounds: int, block: int,
+def interleaved_ms(artifacts: dict[str, Path], backend: str | dict[str, str], clip, rounds: int, block: int,
                    threads: int) -> dict[str, float]:
     """Median ms of each artifact, timed in turns: per round, one untimed run then ``block`` timed runs each.
 
+    ``backend`` runs every artifact, or maps each artifact's name to its own (runtimes compared in turns).
     Each runner is fed ``clip`` (NCTHW) in its artifact's own input layout, converted once, outside the timing.
     """
     from vmf_deploy.preprocess import to_layout
@@ -49,7 +50,7 @@ def interleaved_ms(artifacts: dict[str, Path], backend: str, clip, rounds: int, 
 
     runners, feeds = {}, {}
     for name, path in artifacts.items():
-        runners[name] = get_runner(backend, threads=threads)
+        runners[name] = get_runner(backend if isinstance(backend, str) else backend[name], threads=threads)
         runners[name].load(path)
         feeds[name] = to_layout(clip, runners[name].input_layout)
         for _ in range(3):
