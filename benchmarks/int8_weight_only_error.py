@@ -12,8 +12,8 @@
    PyTorch fp32, and the second against the first. Two programs that differ only in those weights show how far a
    small change upstream moves the rounding of every int8 activation after it.
 
-Each row gives the centered SQNR of the logits (the gate's metric), top-1 agreement and the top-1 accuracy on the
-labelled clips. Prints a table and writes JSON.
+Each row is the gate's own comparison (``vmf_deploy.parity.compare_logits``): the centered SQNR of the logits, top-1
+agreement and the top-1 accuracy on the labelled clips among them. Prints a table and writes JSON.
 """
 
 from __future__ import annotations
@@ -49,20 +49,6 @@ def group_linears(model) -> dict[str, list]:
             "classifier": [linears[-1][1]]}
 
 
-def compare(logits, reference, labels) -> dict:
-    """Centered SQNR of ``logits`` against ``reference`` (clips × classes), top-1 agreement and accuracy of both."""
-    import numpy as np
-
-    centered = reference - reference.mean(0, keepdims=True)
-    error = ((logits - reference) ** 2).sum()
-    labelled = slice(len(reference) - len(labels), None)
-    return {"centered_sqnr_db": float(10 * np.log10((centered ** 2).sum() / error)) if error else float("inf"),
-            "top1_agreement": float((logits.argmax(1) == reference.argmax(1)).mean()),
-            "accuracy_reference": float((reference[labelled].argmax(1) == labels).mean()),
-            "accuracy": float((logits[labelled].argmax(1) == labels).mean()),
-            "max_abs_error": float(np.abs(logits - reference).max())}
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run both comparisons, print the table, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -72,15 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
 
-    import numpy as np
-    import torch
-
     from vmf_deploy.bench.machine import describe, host_device_info
-    from vmf_deploy.checkpoint import load_checkpoint, read_checkpoint_metadata
-    from vmf_deploy.datasets import synthetic
-    from vmf_deploy.export.parity_gate import GateClips, run_artifact
+    from vmf_deploy.checkpoint import checkpoint_classes, load_checkpoint, read_checkpoint_metadata
+    from vmf_deploy.export.parity_gate import GateClips, reference_logits, run_artifact, synthetic_labels
     from vmf_deploy.export.recipes import load_recipe
     from vmf_deploy.export.targets import get_target
+    from vmf_deploy.parity import compare_logits
 
     artifacts = {}
     for item in args.artifacts or []:
@@ -98,31 +81,36 @@ def main(argv: list[str] | None = None) -> int:
         shape = (1, 3, preprocessing["frames"], preprocessing["crop"], preprocessing["crop"])
     recipe = load_recipe(get_target("executorch"))
     clips = GateClips(shape, recipe.seeds, recipe.heldout_clips)
-    labels = np.array([synthetic.label_of(i) for i in range(recipe.heldout_clips)])
+    labels = synthetic_labels(checkpoint_classes(args.checkpoint), recipe.heldout_clips)
+    if labels is None:
+        parser.error(f"{args.checkpoint} was not trained on the synthetic dataset's classes: its gate clips have no labels")
+    labels = [None] * len(recipe.seeds) + labels
     model = load_checkpoint(args.checkpoint).eval()
 
-    def torch_logits() -> np.ndarray:
-        with torch.no_grad():
-            return np.stack([model(torch.from_numpy(clips[i])).numpy()[0] for i in range(len(clips))])
+    def compared(name: str, candidate: list, reference: list) -> dict:
+        report = compare_logits(reference, candidate, labels)
+        return {"compared": name, "centered_sqnr_db": report.centered_sqnr_db, "top1_agreement": report.top1_agreement,
+                "accuracy_reference": report.reference_accuracy, "accuracy": report.accuracy,
+                "max_abs_error": report.max_abs_error}
 
-    reference = torch_logits()
+    reference = reference_logits(model, clips)
     rows = []
     for group, linears in group_linears(model).items():
         saved = [m.weight.data for m in linears]
         for m in linears:
             m.weight.data = per_channel_int8(m.weight.data)
-        rows.append({"compared": f"PyTorch, {group} weights int8", "linears": len(linears),
-                     "weights": sum(w.numel() for w in saved), **compare(torch_logits(), reference, labels)})
+        rows.append({**compared(f"PyTorch, {group} weights int8", reference_logits(model, clips), reference),
+                     "linears": len(linears), "weights": sum(w.numel() for w in saved)})
         for m, weight in zip(linears, saved):
             m.weight.data = weight
     outputs = {}
     for name, path in artifacts.items():
         manifest = json.loads(Path(f"{path}.manifest.json").read_text())
-        outputs[name] = np.stack([o[0] for o in run_artifact(BACKENDS[manifest["artifact"]["target"]], path, clips)])
-        rows.append({"compared": f"{name} against PyTorch fp32", **compare(outputs[name], reference, labels)})
+        outputs[name] = run_artifact(BACKENDS[manifest["artifact"]["target"]], path, clips)
+        rows.append(compared(f"{name} against PyTorch fp32", outputs[name], reference))
     if len(outputs) == 2:
         (first, a), (second, b) = outputs.items()
-        rows.append({"compared": f"{second} against {first}", **compare(b, a, labels)})
+        rows.append(compared(f"{second} against {first}", b, a))
 
     device = host_device_info()
     print(f"{args.checkpoint}, {len(clips)} gate clips of {list(shape)}, {describe(device)}")
