@@ -23,13 +23,15 @@ import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from int8 import BACKENDS, REPO
 
-GROUPS = ("dyrelu_mlps", "classifier")
+if TYPE_CHECKING:
+    import torch
 
 
-def per_channel_int8(weight):
+def per_channel_int8(weight: torch.Tensor) -> torch.Tensor:
     """``weight`` rounded to symmetric int8 per output channel (row), as floats."""
     import torch
 
@@ -37,8 +39,8 @@ def per_channel_int8(weight):
     return torch.round(weight / scale).clamp(-127, 127) * scale
 
 
-def group_linears(model) -> dict[str, list]:
-    """The model's ``nn.Linear`` modules of each of :data:`GROUPS`."""
+def group_linears(model: torch.nn.Module) -> dict[str, list[torch.nn.Linear]]:
+    """The model's ``nn.Linear`` modules by group: the DyReLUs' coefficient MLPs (``dyrelu_mlps``), the ``classifier``."""
     import torch
 
     from vmf_deploy.models.layers import FrameDyReLU, TokenDyReLU
