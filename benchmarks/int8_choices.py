@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/int8_choices.py --checkpoint runs/reference-560m/last.safetensors
     .venv/bin/python benchmarks/int8_choices.py --frames 64 --calibration-clips 6 --rounds 12 \
-        --only "recipe (softmax, attention matmuls, DyReLU, logits fp32)" "logits quantized too (fp32_outputs off)" \
+        --only "recipe (softmax, adds, muls, attention matmuls, DyReLU, logits fp32)" \
+        "logits quantized too (fp32_outputs off)" \
         --out benchmarks/results/int8_choices_latency_64f.json       # seeded init: latency only
 
 The checkpoint is exported to fp32 ONNX once (``vmf-export``'s pipeline), then quantized with
@@ -27,10 +28,11 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "int8_choices.json"
 
 VARIANTS: dict[str, dict] = {
-    "recipe (softmax, attention matmuls, DyReLU, logits fp32)": {},
+    "recipe (softmax, adds, muls, attention matmuls, DyReLU, logits fp32)": {},
     "logits quantized too (fp32_outputs off)": {"fp32_outputs": False},
     "DyReLU quantized too": {"fp32_modules": []},
-    "softmax quantized too": {"fp32_op_types": []},
+    "softmax quantized too": {"fp32_op_types": ["Add", "Mul"]},
+    "adds and muls quantized too": {"fp32_op_types": ["Softmax"]},
     "attention matmuls quantized too": {"fp32_attention_matmuls": False},
     "everything quantized": {"fp32_op_types": [], "fp32_attention_matmuls": False, "fp32_modules": []},
     "reduce_range off": {"reduce_range": False},
