@@ -93,7 +93,8 @@ def test_quantization_tables_are_validated(tmp_path: Path) -> None:
         ('kept_linears = "fp32"', 'kept_linears = "int4"', r"kept_linears must be one of"),
         ('fp32_output_weights = "', 'fp32_output_weights = "int4" # "', r"fp32_output_weights must be one of"),
         ('dyrelu_application = "int8"', 'dyrelu_application = "int4"', r"dyrelu_application must be one of"),
-        ('quantize_input = true', 'quantize_input = "once"', r"\[quantization\].quantize_input")], tmp_path)
+        ('quantize_input = true', 'quantize_input = "once"', r"\[quantization\].quantize_input"),
+        ('fp32_op_types = ["add", "mul"]', 'fp32_op_types = "add"', r"\[quantization\].fp32_op_types")], tmp_path)
     for target in ("onnx", "executorch", "coreml"):
         recipe = load_recipe(get_target(target))
         assert recipe.quantization and recipe.tolerance("int8").min_top1_agreement > 0
@@ -263,6 +264,9 @@ def test_executorch_int8_is_fully_delegated_int8_and_passes_the_gate(executorch_
     assert q["fp32_outputs"] is True and any(name.startswith("linear") for name in q["fp32_output_nodes"])
     assert q["calibration_method"] == "minmax" and q["kept_linears"] == "fp32" and q["dyrelu_application"] == "int8"
     assert q["quantize_input"] is True
+    # the element-wise ops outside the DyReLU's application stay fp32 (tests/test_int8_dyrelu_application.py)
+    assert q["fp32_op_types"] == ["add", "mul"]
+    assert q["fp32_op_type_nodes"]["add"] > 0 and q["fp32_op_type_nodes"]["mul"] > 0
     assert q["compute_ops"]["dynamic_int8"] == 0  # the kept linears stay fp32 (tests/test_int8_kept_linears.py)
     assert q["fp32_output_weights"] == "int8" and q["by_op"]["aten.linear"]["weight_only_int8"] == 1  # the classifier
     assert q["layer_errors"]["method"].startswith("torchao numeric debugger")

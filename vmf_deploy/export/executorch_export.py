@@ -286,11 +286,18 @@ def lower(job: LoweringJob) -> Lowered:
         steps.progress("lower", None)
     quantize = None
     if quant:
-        from vmf_deploy.quantize.pt2e_xnnpack import fp32_module_paths, output_nodes, quantize_exported
+        from vmf_deploy.quantize.pt2e_xnnpack import (
+            fp32_module_paths,
+            fp32_op_type_nodes,
+            output_nodes,
+            quantize_exported,
+        )
 
         def quantize(exported: Any, example: torch.Tensor) -> Any:
             if quant.options["fp32_outputs"]:
                 quant.summary["fp32_output_nodes"] = output_nodes(exported.graph)
+            kept_ops = fp32_op_type_nodes(exported.graph, quant.options, quant.classes)
+            quant.summary["fp32_op_type_nodes"] = dict(sorted(Counter(kept_ops.values()).items()))
             program, quant.layers = quantize_exported(exported, example, quant.calibration.clips, quant.options,
                                                       quant.classes)
             return program
@@ -299,6 +306,7 @@ def lower(job: LoweringJob) -> Lowered:
         quant.summary = {"scheme": "torchao PT2E, XNNPACKQuantizer symmetric (int8 weights and activations)",
                          "per_channel": quant.options["per_channel"],
                          "calibration_method": quant.options["calibration_method"],
+                         "fp32_op_types": quant.options["fp32_op_types"],
                          "fp32_module_paths": fp32_module_paths(quant.classes, quant.options["fp32_modules"]),
                          "fp32_outputs": quant.options["fp32_outputs"],
                          "kept_linears": quant.options["kept_linears"],

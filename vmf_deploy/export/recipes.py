@@ -132,6 +132,7 @@ QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "per_channel": _BOOL,
         "calibration_method": _one_of("minmax", "histogram"),
         "calibration_clips": _CLIPS,
+        "fp32_op_types": _str_list(),
         "fp32_modules": _str_list(),
         "fp32_outputs": _BOOL,
         "kept_linears": _one_of("dynamic_int8", "weight_only_int8", "fp32"),

@@ -8,8 +8,9 @@ weights and int8 per-tensor activations for conv, linear, add, mul, cat and pool
 softmax, division and the sigmoids stay fp32. The recipe's ``calibration_method`` picks the
 activations' observer: ``minmax`` (the calibration clips' full range) or ``histogram`` (the
 quantizer's default, which clips the range to minimise the calibration clips' rounding error). Modules of the
-recipe's ``fp32_modules`` classes are not annotated at all, nor, with ``fp32_outputs``, the
-ops that compute the program's outputs (the classifier linear and any view after it). With
+recipe's ``fp32_modules`` classes are not annotated at all, nor the ops of its ``fp32_op_types``
+(:func:`fp32_op_type_nodes`), nor, with ``fp32_outputs``, the ops that compute the program's outputs
+(the classifier linear and any view after it). With
 ``kept_linears = "dynamic_int8"`` the linears among those left-out nodes are annotated by a second,
 dynamic quantizer instead (:func:`dynamic_quantizer`): int8 weights, fp32 output; with ``"weight_only_int8"``
 only their weights are (:func:`weight_only_quantizer`): int8 weights, fp32 input and output. With
@@ -76,6 +77,25 @@ def dyrelu_application_nodes(graph: torch.fx.Graph, paths: Sequence[str]) -> set
             if products:
                 names.update([node.name, *(a.name for a in products)])
     return names
+
+
+def applied_dyrelu_nodes(graph: torch.fx.Graph, options: dict, classes: dict[str, str]) -> set[str]:
+    """The kept DyReLUs' application nodes that ``dyrelu_application = "int8"`` quantizes (none with ``"fp32"``)."""
+    if options.get("dyrelu_application", "fp32") != "int8":  # manifests older than the key applied it in fp32
+        return set()
+    return dyrelu_application_nodes(graph, fp32_module_paths(classes, options["fp32_modules"]))
+
+
+def fp32_op_type_nodes(graph: torch.fx.Graph, options: dict, classes: dict[str, str]) -> dict[str, str]:
+    """``{node name: op}`` of the nodes the recipe's ``fp32_op_types`` (``"add"``, ``"mul"``, …) keep fp32.
+
+    A kept DyReLU's application (:func:`applied_dyrelu_nodes`) is not among them: ``dyrelu_application``
+    decides its precision. Nodes inside ``fp32_modules`` are listed too (they stay fp32 either way).
+    """
+    ops = {f"aten.{op}" for op in options.get("fp32_op_types", [])}  # manifests older than the key: none
+    applied = applied_dyrelu_nodes(graph, options, classes) if ops else set()
+    return {n.name: _aten_op(n).removeprefix("aten.") for n in graph.nodes
+            if n.op == "call_function" and _aten_op(n) in ops and n.name not in applied}
 
 
 def _contiguous_constants(module: torch.nn.Module) -> None:
@@ -264,14 +284,14 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
     reference = exported.module()
     model = exported.module()
     outputs = set(output_nodes(model.graph)) if options.get("fp32_outputs", False) else set()  # older manifests lack it
-    applied = set()
-    if options.get("dyrelu_application", "fp32") == "int8":  # manifests older than the key applied it in fp32
-        applied = dyrelu_application_nodes(model.graph, fp32_module_paths(classes, options["fp32_modules"]))
+    applied = applied_dyrelu_nodes(model.graph, options, classes)
+    kept_ops = set(fp32_op_type_nodes(model.graph, options, classes))
 
     def left_out(node: torch.fx.Node) -> bool:
-        return node.name in outputs or (node.name not in applied and any(inside(node) for inside in kept))
+        return (node.name in outputs or node.name in kept_ops
+                or (node.name not in applied and any(inside(node) for inside in kept)))
 
-    if kept or outputs:  # set_module_name(path, None) is not supported: filter those nodes out instead
+    if kept or outputs or kept_ops:  # set_module_name(path, None) is not supported: filter those nodes out instead
         quantizer.set_filter_function(lambda node: not left_out(node))
         kept_linears = options.get("kept_linears", "fp32")
         parts = [quantizer]
