@@ -86,6 +86,8 @@ def test_quantization_tables_are_validated(tmp_path: Path) -> None:
         ('fp32_module_weights = "int8"', 'fp32_module_weights = "int4"', "fp32_module_weights"),
         ('fp32_attention_matmuls = true\n', '', "lacks"),
         ('banded_depthwise = false', 'banded_depthwise = 0', "banded_depthwise"),
+        ('equalize_channels = 0.5', 'equalize_channels = 2', r"equalize_channels must be a number from 0 to 1"),
+        ('equalize_channels = 0.5', 'equalize_channels = true', r"equalize_channels must be a number from 0 to 1"),
         ('max_accuracy_drop = 0.04', 'max_accuracy_drop = 5', "max_accuracy_drop")], tmp_path)
     assert_edits_refused("executorch", [
         ('calibration_method = "minmax"', 'calibration_method = "entropy"', "calibration_method"),
@@ -94,6 +96,7 @@ def test_quantization_tables_are_validated(tmp_path: Path) -> None:
         ('fp32_output_weights = "', 'fp32_output_weights = "int4" # "', r"fp32_output_weights must be one of"),
         ('dyrelu_application = "int8"', 'dyrelu_application = "int4"', r"dyrelu_application must be one of"),
         ('quantize_input = true', 'quantize_input = "once"', r"\[quantization\].quantize_input"),
+        ('equalize_channels = 0.5\n', '', "lacks"),
         ('fp32_op_types = ["add", "mul"]', 'fp32_op_types = "add"', r"\[quantization\].fp32_op_types")], tmp_path)
     for target in ("onnx", "executorch", "coreml"):
         recipe = load_recipe(get_target(target))
@@ -177,6 +180,9 @@ def test_onnx_int8_from_the_trained_fixture_passes_the_int8_gate(onnx_int8, trai
     assert q["layer_errors"]["method"].startswith("onnxruntime qdq_loss_debug")
     # the recipe's banded_depthwise = false: the depthwise convs stay native Conv3d (QLinearConv), compact weights
     assert q["banded_depthwise"] is False
+    # the Mobile blocks' hidden channels were equalized before calibration (tests/test_int8_channel_equalization.py)
+    assert q["channel_equalization"]["blocks"] == 8 and q["channel_equalization"]["strength"] == 0.5
+    assert q["channel_equalization"]["scale_max"] > 1.0
     applied = {r["name"] for r in manifest["export"]["rewrites"]}
     assert "onnx_depthwise_conv2d" not in applied
     assert "onnx_depthwise_conv2d" in {r["name"] for r in trained_export("onnx").manifest["export"]["rewrites"]}
@@ -264,6 +270,8 @@ def test_executorch_int8_is_fully_delegated_int8_and_passes_the_gate(executorch_
     assert q["fp32_outputs"] is True and any(name.startswith("linear") for name in q["fp32_output_nodes"])
     assert q["calibration_method"] == "minmax" and q["kept_linears"] == "fp32" and q["dyrelu_application"] == "int8"
     assert q["quantize_input"] is True
+    assert q["channel_equalization"]["blocks"] == 8 and q["channel_equalization"]["scale_max"] > 1.0
+    assert [name for name, _ in result.steps].count("equalize channels") == 1
     # the element-wise ops outside the DyReLU's application stay fp32 (tests/test_int8_dyrelu_application.py)
     assert q["fp32_op_types"] == ["add", "mul"]
     assert q["fp32_op_type_nodes"]["add"] > 0 and q["fp32_op_type_nodes"]["mul"] > 0

@@ -59,6 +59,7 @@ class QuantizationPlan:
         layers: the per-layer diff (``vmf_deploy.quantize.layer_diff.LayerError`` rows), once computed.
         layer_diff: set by a lowering that can compute the per-layer diff on demand (called at most once).
         layer_diff_method: how the lowering's per-layer diff is measured (``None``: the target has none).
+        equalization: what ``equalize_channels`` scaled (``None``: the recipe does not equalize).
     """
 
     precision: str
@@ -69,6 +70,7 @@ class QuantizationPlan:
     layers: list | None = None
     layer_diff: Callable[[], list] | None = None
     layer_diff_method: str | None = None
+    equalization: dict | None = None
 
     def layer_errors(self) -> list:
         """The per-layer diff: computed by ``layer_diff`` on first use, or what the quantization recorded."""

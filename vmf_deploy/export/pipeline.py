@@ -169,6 +169,8 @@ def _record_quantization(quant: QuantizationPlan) -> None:
     summary = {"precision": quant.precision, **quant.summary, "recipe": dict(quant.options),
                "calibration": quant.calibration.describe() if quant.calibration is not None else
                {"source": None, "note": "weight-only compression: no calibration clips"}}
+    if quant.equalization is not None:
+        summary["channel_equalization"] = quant.equalization
     if quant.layer_diff_method is not None:
         from vmf_deploy.quantize.layer_diff import summarize
 
@@ -218,6 +220,12 @@ def export_model(variant: str, target: str, out_dir: str | Path, checkpoint: str
     with _staging_dir(out_dir) as tmp:
         staged = tmp / final.name
         model = copy.deepcopy(reference)  # rewrites may change modules in place; the reference stays untouched
+        if quant and quant.calibration is not None and quant.options.get("equalize_channels"):
+            from vmf_deploy.quantize.channel_equalization import equalize_channels
+
+            with steps("equalize channels"):
+                quant.equalization = equalize_channels(model, quant.calibration.clips,
+                                                       quant.options["equalize_channels"])
         lowered: Lowered = tgt.lowering()(LoweringJob(model, shape, recipe, chosen, fuse, staged, steps, quant))
 
         tolerance = recipe.tolerance(chosen)

@@ -70,6 +70,8 @@ def _str_list() -> tuple[Check, str]:
 
 
 _BOOL: tuple[Check, str] = (_is_bool, "true or false")
+_FRACTION: tuple[Check, str] = ((lambda v: isinstance(v, (int, float)) and not _is_bool(v) and 0 <= v <= 1),
+                                "a number from 0 to 1")
 
 COREML_DEPLOYMENT_TARGETS = ("iOS15", "iOS16", "iOS17", "iOS18", "macOS12", "macOS13", "macOS14", "macOS15")
 COREML_COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
@@ -126,6 +128,7 @@ QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "fp32_module_weights": _one_of("int8", "fp32"),
         "fp32_outputs": _BOOL,
         "banded_depthwise": _BOOL,
+        "equalize_channels": _FRACTION,
     },
     "executorch": {
         "scheme": _one_of("pt2e-xnnpack"),
@@ -139,6 +142,7 @@ QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "fp32_output_weights": _one_of("int8", "fp32"),
         "dyrelu_application": _one_of("fp32", "int8"),
         "quantize_input": _BOOL,
+        "equalize_channels": _FRACTION,
     },
     "openvino": {
         "scheme": _one_of("nncf-ptq"),
@@ -152,6 +156,7 @@ QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "fp32_attention_matmuls": _BOOL,
         "fp32_modules": _str_list(),
         "fp32_module_weights": _one_of("int8", "fp32"),
+        "equalize_channels": _FRACTION,
     },
     "coreml": {
         "weights": _one_of("linear-int8"),
