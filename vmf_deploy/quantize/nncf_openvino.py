@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .layer_diff import LayerError, add_squares
-from .onnx_modules import module_class, node_modules
+from .onnx_modules import kept_module, node_modules
 
 COMPUTE_OP_TYPES = ("Convolution", "GroupConvolution", "MatMul")
 """OpenVINO op types counted as compute (the ones int8 speeds up)."""
@@ -91,13 +91,13 @@ def kept_fp32(ov_model: Any, proto: Any, modules: dict[str, str], options: dict,
     initializers = {i.name for i in proto.graph.initializer}
     attention = {n.name for n in proto.graph.node
                  if n.op_type == "MatMul" and not any(name in initializers for name in n.input)}
-    keep_types, keep_classes = set(options["fp32_op_types"]), set(options["fp32_modules"])
+    keep_types, keep_modules = set(options["fp32_op_types"]), set(options["fp32_modules"])
     out: dict[str, str] = {}
     for op in ov_model.get_ordered_ops():
         kind, name = op.get_type_name(), op.get_friendly_name()
         if kind in ("Constant", "Parameter", "Result"):
             continue
-        hit = next((c for c in module_class(modules.get(name, ""), classes) if c in keep_classes), None)
+        hit = kept_module(modules.get(name, ""), classes, keep_modules)
         if kind in keep_types:
             out[name] = f"op type {kind}"
         elif options["fp32_attention_matmuls"] and kind == "MatMul" and onnx_node(name) in attention:

@@ -74,14 +74,16 @@ def node_modules(graph: Any, module_paths: set[str] | None = None) -> dict[str, 
     return out
 
 
-def module_class(path: str, classes: dict[str, str]) -> list[str]:
-    """Class names of ``path`` and of every module above it, innermost first."""
-    names = []
+def kept_module(path: str, classes: dict[str, str], keep: set[str]) -> str | None:
+    """The entry of ``keep`` (a class name, or a module path such as ``blocks.0.mobile``) that ``path`` or a module
+    above it matches, innermost first; ``None`` if none does."""
     while True:
-        if path in classes:
-            names.append(classes[path])
+        if path in keep:
+            return path
+        if classes.get(path) in keep:
+            return classes[path]
         if not path:
-            return names
+            return None
         path = _parent(path)
 
 

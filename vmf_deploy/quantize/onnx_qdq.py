@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..export.targets import INPUT_NAME
-from .onnx_modules import COMPUTE_OP_TYPES, module_class, node_modules
+from .onnx_modules import COMPUTE_OP_TYPES, kept_module, node_modules
 from .onnx_weight_only import quantize_kept_weights
 
 CALIBRATION_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
@@ -61,7 +61,7 @@ def fp32_nodes(proto: Any, options: dict, classes: dict[str, str]) -> dict[str, 
     initializers = {i.name for i in proto.graph.initializer}
     modules = node_modules(proto.graph, set(classes))
     keep_types = set(options["fp32_op_types"])
-    keep_classes = set(options["fp32_modules"])
+    keep_modules = set(options["fp32_modules"])
     out: dict[str, str] = {}
     for node in proto.graph.node:
         if node.op_type in keep_types:
@@ -70,7 +70,7 @@ def fp32_nodes(proto: Any, options: dict, classes: dict[str, str]) -> dict[str, 
               and not any(name in initializers for name in node.input)):
             out[node.name] = "attention MatMul (activation x activation)"
         else:
-            hit = next((c for c in module_class(modules[node.name], classes) if c in keep_classes), None)
+            hit = kept_module(modules[node.name], classes, keep_modules)
             if hit:
                 out[node.name] = f"inside {hit}"
     if options["fp32_outputs"]:

@@ -46,8 +46,9 @@ ACTIVATION_OBSERVERS = ("minmax", "histogram")
 
 
 def fp32_module_paths(classes: dict[str, str], fp32_modules: Sequence[str]) -> list[str]:
-    """Module paths of the reference model whose class is in ``fp32_modules`` (outermost only)."""
-    paths = sorted(p for p, c in classes.items() if c in set(fp32_modules) and p)
+    """Module paths of the reference model named in ``fp32_modules`` or whose class is (outermost only)."""
+    keep = set(fp32_modules)
+    paths = sorted(p for p, c in classes.items() if p and (c in keep or p in keep))
     return [p for p in paths if not any(p.startswith(q + ".") for q in paths)]
 
 

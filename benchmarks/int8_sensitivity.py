@@ -1,0 +1,104 @@
+"""Which layers cost int8 its precision: the int8 gate with one more module kept fp32 at a time.
+
+    .venv/bin/python benchmarks/int8_sensitivity.py --checkpoint runs/reference-560m-36e/last.safetensors \
+        --modules blocks.0 blocks.1 blocks.0.mobile blocks.0.mobile.dw+blocks.0.mobile.expand --out s.json
+
+A trained checkpoint is exported to int8 once per entry of ``--modules`` (plus once with the recipe as it is),
+through ``vmf-export``'s pipeline, with a copy of the target's recipe (or ``--recipe``) whose ``[quantization] fp32_modules`` also
+lists the entry: module paths of the reference model (``blocks.0.mobile.dw``) or class names, several joined by
+``+``. Each export's int8 gate (PyTorch fp32 against the artifact on the recipe's noise clips and the labelled
+held-out clips) gives the row: centered SQNR, top-1 agreement, accuracy, worst-clip cosine and size. No latency: the
+rows say where the error is made, and keeping a layer fp32 costs what its int8 kernels saved (time that with
+``benchmarks/int8_recipe_ab.py``). Writes ``benchmarks/results/int8_sensitivity.json`` (or ``--out``) after every
+export, then prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from int8 import BACKENDS, REPO
+
+RESULTS = REPO / "benchmarks" / "results" / "int8_sensitivity.json"
+
+
+def recipe_keeping(target: str, source: Path | None, extra: list[str], folder: Path) -> Path:
+    """A copy of ``source`` (default: ``target``'s recipe) whose ``fp32_modules`` also lists ``extra``."""
+    from vmf_deploy.export.recipes import default_recipe_path, load_recipe, toml_literal
+    from vmf_deploy.export.targets import get_target
+
+    source = source or default_recipe_path(get_target(target))
+    kept = load_recipe(get_target(target), source).quantization["fp32_modules"]
+    current = f"fp32_modules = {toml_literal(kept)}"
+    text = source.read_text()
+    if current not in text:
+        raise SystemExit(f"{source} has no '{current}' line to edit")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{target}-keeping.toml"
+    path.write_text(text.replace(current, f"fp32_modules = {toml_literal([*kept, *extra])}"))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Export the checkpoint once per ``--modules`` entry, print and write the gate's metrics."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a trained checkpoint")
+    parser.add_argument("--variant", default="560m", help="the checkpoint's variant (default 560m)")
+    parser.add_argument("--target", choices=list(BACKENDS), default="onnx")
+    parser.add_argument("--modules", nargs="+", required=True,
+                        help="module paths or class names to keep fp32, one export each; join several with +")
+    parser.add_argument("--recipe", type=Path, help="the recipe to start from (default: the target's)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(REPO))
+
+    from vmf_deploy.bench.machine import describe, host_device_info
+    from vmf_deploy.export.errors import ExportError
+    from vmf_deploy.export.pipeline import export_model
+
+    entries = [[], *([name for name in entry.split("+") if name] for entry in args.modules)]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, extra in enumerate(entries):
+            folder = Path(tmp) / str(index)
+            row = {"kept_fp32": extra}
+            try:
+                result = export_model(args.variant, args.target, folder, checkpoint=args.checkpoint,
+                                      precision="int8", calibration="synthetic",
+                                      recipe_path=recipe_keeping(args.target, args.recipe, extra, folder / "recipe"))
+            except ExportError as refused:  # a gate that says no is a row, not a crash
+                row["gate"] = "refused: " + str(refused).split("\n")[0]
+            else:
+                metrics = result.manifest["parity"]["metrics"]
+                row.update({key: metrics[key] for key in ("centered_sqnr_db", "top1_agreement", "min_cosine",
+                                                          "accuracy", "reference_accuracy")})
+                row.update(gate="passed", bytes=result.manifest["artifact"]["size_bytes"])
+            rows.append(row)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "tool": "benchmarks/int8_sensitivity.py", "command": " ".join(sys.argv), "target": args.target,
+                "recipe": str(args.recipe or "default"), "variant": args.variant, "checkpoint": str(args.checkpoint), "machine": describe(host_device_info()),
+                "complete": index == len(entries) - 1, "rows": rows}, indent=2) + "\n")
+            print(f"{'+'.join(extra) or '(the recipe)'}: {row['gate']}", flush=True)
+
+    print(f"\nint8 {args.target}, {args.variant} from {args.checkpoint}: one more module kept fp32 per row")
+    print(f"{'kept fp32 besides the recipe':<48}{'SQNR':>7}{'agree':>8}{'accuracy':>10}{'worst cos':>10}{'MB':>7}")
+    for row in rows:
+        name = "+".join(row["kept_fp32"]) or "(the recipe as it is)"
+        if row["gate"] != "passed":
+            print(f"{name:<48}{row['gate']}")
+            continue
+        accuracy = f"{row['accuracy']:.1%}" if row["accuracy"] is not None else "-"
+        print(f"{name:<48}{row['centered_sqnr_db']:7.1f}{row['top1_agreement']:8.1%}{accuracy:>10}"
+              f"{row['min_cosine']:10.3f}{row['bytes'] / 1e6:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
