@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -42,6 +43,16 @@ def recipe_keeping(target: str, source: Path | None, extra: list[str], folder: P
     path = folder / f"{target}-keeping.toml"
     path.write_text(text.replace(current, f"fp32_modules = {toml_literal([*kept, *extra])}"))
     return path
+
+
+def label(extra: list[str]) -> str:
+    """A row's name: ``blocks.*.mobile (8)`` for the same module of every block, else the entries joined by ``+``."""
+    if not extra:
+        return "(the recipe as it is)"
+    patterns = {re.sub(r"\.\d+(\.|$)", r".*\1", name, count=1) for name in extra}
+    if len(extra) > 1 and len(patterns) == 1:
+        return f"{patterns.pop()} ({len(extra)})"
+    return "+".join(extra)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,12 +96,12 @@ def main(argv: list[str] | None = None) -> int:
                 "tool": "benchmarks/int8_sensitivity.py", "command": " ".join(sys.argv), "target": args.target,
                 "recipe": str(args.recipe or "default"), "variant": args.variant, "checkpoint": str(args.checkpoint), "machine": describe(host_device_info()),
                 "complete": index == len(entries) - 1, "rows": rows}, indent=2) + "\n")
-            print(f"{'+'.join(extra) or '(the recipe)'}: {row['gate']}", flush=True)
+            print(f"{label(extra)}: {row['gate']}", flush=True)
 
     print(f"\nint8 {args.target}, {args.variant} from {args.checkpoint}: one more module kept fp32 per row")
     print(f"{'kept fp32 besides the recipe':<48}{'SQNR':>7}{'agree':>8}{'accuracy':>10}{'worst cos':>10}{'MB':>7}")
     for row in rows:
-        name = "+".join(row["kept_fp32"]) or "(the recipe as it is)"
+        name = label(row["kept_fp32"])
         if row["gate"] != "passed":
             print(f"{name:<48}{row['gate']}")
             continue

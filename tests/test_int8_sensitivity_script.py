@@ -1,0 +1,44 @@
+"""benchmarks/int8_sensitivity.py: the recipe copies it exports with, and its row names."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from vmf_deploy.export.recipes import load_recipe
+from vmf_deploy.export.targets import get_target
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def script():
+    sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling int8.py
+    try:
+        spec = importlib.util.spec_from_file_location("int8_sensitivity", BENCHMARKS / "int8_sensitivity.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return module
+
+
+@pytest.mark.parametrize("target", ["onnx", "executorch", "openvino"])
+def test_the_recipe_copy_keeps_the_entry_fp32_and_everything_else(script, target: str, tmp_path: Path) -> None:
+    path = script.recipe_keeping(target, None, ["blocks.0.mobile.dw", "blocks.1"], tmp_path)
+    original, copy = load_recipe(get_target(target)), load_recipe(get_target(target), path)
+    assert copy.quantization["fp32_modules"] == [*original.quantization["fp32_modules"], "blocks.0.mobile.dw",
+                                                 "blocks.1"]
+    assert {k: v for k, v in copy.quantization.items() if k != "fp32_modules"} == {
+        k: v for k, v in original.quantization.items() if k != "fp32_modules"}
+    assert copy.tolerance("int8") == original.tolerance("int8")
+
+
+def test_row_names(script) -> None:
+    assert script.label([]) == "(the recipe as it is)"
+    assert script.label(["blocks.0.mobile.dw", "blocks.0.mobile.expand"]) == "blocks.0.mobile.dw+blocks.0.mobile.expand"
+    assert script.label([f"blocks.{i}.mobile" for i in range(8)]) == "blocks.*.mobile (8)"
+    assert script.label([f"blocks.{i}" for i in range(3)]) == "blocks.* (3)"
