@@ -78,7 +78,8 @@ def test_scales_stay_inside_the_tensor_range_and_the_cap() -> None:
 
 def test_per_tensor_int8_of_the_hidden_activations_loses_less_after_equalization() -> None:
     """Fake-quantize each block's ``bn1`` and first activation outputs per tensor (uint8 over the calibration clips'
-    range, as onnxruntime's QDQ and XNNPACK do): every block's residual branch (its ``bn3`` output) moves less from fp32 once equalized."""
+    range, as onnxruntime's QDQ and XNNPACK do): every block's residual branch (its ``bn3`` output) moves less from
+    fp32 once equalized."""
     model = _skewed_model()
     calibration, held_out = _clips(4, seed=1), _clips(4, seed=2)
 

@@ -13,8 +13,9 @@ are quantized per tensor: one int8 range ``[min, max]`` for every channel, set b
 is the largest factor that keeps it inside both tensors' ``[min, max]`` over the calibration clips, and
 ``s_c = room_c ** strength``: the tensors' ranges, and so every other channel's resolution, stay as they were, and a
 narrow channel gets ``s_c`` times more of the 256 levels. A strength below 1 leaves each channel headroom for clips
-wider than the calibration clips (SmoothQuant's migration strength plays the same part). The scales are capped at :data:`MAX_SCALE`, so that a channel that
-barely moved on the calibration clips is not blown up past what it does on other inputs.
+wider than the calibration clips (SmoothQuant's migration strength plays the same part). The scales are capped at
+:data:`MAX_SCALE`, so that a channel that barely moved on the calibration clips is not blown up past what it does on
+other inputs.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def equalizable_blocks(model: nn.Module) -> list[tuple[str, MobileBlock]]:
 
 @dataclass
 class ChannelRange:
-    """Per-channel extremes of one activation over the calibration clips, and of the whole tensor."""
+    """Per-channel extremes of one activation over the calibration clips (the tensor's are their min and max)."""
 
     low: torch.Tensor
     high: torch.Tensor
@@ -127,5 +128,6 @@ def equalize_channels(model: nn.Module, clips: Sequence[np.ndarray], strength: f
         scale_hidden_channels(block, scales)
         all_scales.append(scales)
     flat = torch.cat(all_scales)
-    return {"blocks": len(blocks), "strength": strength, "max_scale": max_scale, "scale_median": round(float(flat.median()), 3),
-            "scale_max": round(float(flat.max()), 3), "capped_channels": int((flat >= max_scale).sum())}
+    return {"blocks": len(blocks), "strength": strength, "max_scale": max_scale,
+            "scale_median": round(float(flat.median()), 3), "scale_max": round(float(flat.max()), 3),
+            "capped_channels": int((flat >= max_scale).sum())}
