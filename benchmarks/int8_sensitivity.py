@@ -9,8 +9,8 @@ fp32_modules`` also lists the entry: module paths of the reference model (``bloc
 several joined by ``+``. Each export's int8 gate (PyTorch fp32 against the artifact on the recipe's noise clips and
 the labelled held-out clips) gives the row: centered SQNR, top-1 agreement, accuracy, worst-clip cosine and size.
 No latency: the rows say where the error is made, and keeping a layer fp32 costs what its int8 kernels saved (time
-that with ``benchmarks/int8_recipe_ab.py``). Writes ``benchmarks/results/int8_sensitivity.json`` (or ``--out``) after every
-export, then prints the table.
+that with ``benchmarks/int8_recipe_ab.py``). Writes ``benchmarks/results/int8_sensitivity.json`` (or ``--out``)
+after every export, then prints the table.
 """
 
 from __future__ import annotations
