@@ -37,19 +37,23 @@ ROW_NAMES = {("onnx", "banded_depthwise", "false"): "int8 native Conv3d",
 """Row names of the values measured before this script took ``--key`` (others read ``int8 KEY=VALUE``)."""
 
 
-def recipe_with(target: str, key: str, value: str, latency_only: bool, folder: Path) -> Path:
-    """A copy of ``target``'s recipe with ``key = value`` (and, ``latency_only``, any int8 parity accepted)."""
+def recipe_with(target: str, key: str, value: str, latency_only: bool, folder: Path,
+                source: Path | None = None) -> Path:
+    """A copy of ``source`` (default: ``target``'s recipe) with ``key = value``, written in ``folder``; with
+    ``latency_only``, a copy of ``target``'s recipe that accepts any int8 parity (``source`` must then be ``None``)."""
     from vmf_deploy.export.recipes import accept_any_parity, default_recipe_path, load_recipe, toml_literal
     from vmf_deploy.export.targets import get_target
 
+    if latency_only and source is not None:
+        raise ValueError("recipe_with: latency_only edits the target's own recipe; pass no source")
     folder.mkdir(parents=True, exist_ok=True)
+    current = f"{key} = {toml_literal(load_recipe(get_target(target), source).quantization[key])}"
     source = (accept_any_parity(get_target(target), "int8", folder) if latency_only
-              else default_recipe_path(get_target(target)))
-    current = f"{key} = {toml_literal(load_recipe(get_target(target)).quantization[key])}"
+              else source or default_recipe_path(get_target(target)))
     text = source.read_text()
     if current not in text:
         raise SystemExit(f"{source} has no '{current}' line to edit")
-    path = folder / f"{target}-{key}-{value}.toml"
+    path = folder / f"{target}-{key}.toml"
     path.write_text(text.replace(current, f"{key} = {value}"))
     return path
 

@@ -24,25 +24,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from int8 import BACKENDS, REPO
+from int8_recipe_ab import recipe_with
 
 RESULTS = REPO / "benchmarks" / "results" / "int8_sensitivity.json"
 
 
 def recipe_keeping(target: str, source: Path | None, extra: list[str], folder: Path) -> Path:
     """A copy of ``source`` (default: ``target``'s recipe) whose ``fp32_modules`` also lists ``extra``."""
-    from vmf_deploy.export.recipes import default_recipe_path, load_recipe, toml_literal
+    from vmf_deploy.export.recipes import load_recipe, toml_literal
     from vmf_deploy.export.targets import get_target
 
-    source = source or default_recipe_path(get_target(target))
     kept = load_recipe(get_target(target), source).quantization["fp32_modules"]
-    current = f"fp32_modules = {toml_literal(kept)}"
-    text = source.read_text()
-    if current not in text:
-        raise SystemExit(f"{source} has no '{current}' line to edit")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{target}-keeping.toml"
-    path.write_text(text.replace(current, f"fp32_modules = {toml_literal([*kept, *extra])}"))
-    return path
+    return recipe_with(target, "fp32_modules", toml_literal([*kept, *extra]), False, folder, source)
 
 
 def label(extra: list[str]) -> str:
