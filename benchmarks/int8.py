@@ -19,6 +19,7 @@ writes ``benchmarks/results/int8.json``.
 ``--latency-only`` is for the seeded init (whose logits barely move between clips, so the int8
 gate's limits mean nothing for it): the int8 export runs with a copy of the recipe whose int8
 limits accept anything, and the row says so; agreement and SQNR are still printed.
+An int8 export the gate refuses is a row too: the gate's first line, and nothing timed.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from vmf_deploy.bench.machine import describe, host_device_info
+    from vmf_deploy.export.errors import ExportError
     from vmf_deploy.export.pipeline import export_model
     from vmf_deploy.export.recipes import accept_any_parity
     from vmf_deploy.export.targets import artifact_name, get_target
@@ -109,10 +111,21 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             recipe = (accept_any_parity(get_target(target), "int8", args.out)
                       if args.latency_only and precision == "int8" else None)
-            results[precision] = export_model(
-                args.variant, target, args.out, checkpoint=args.checkpoint, frames=args.frames, force=True,
-                precision=precision, calibration="synthetic" if precision == "int8" else None, recipe_path=recipe)
+            try:
+                results[precision] = export_model(
+                    args.variant, target, args.out, checkpoint=args.checkpoint, frames=args.frames, force=True,
+                    precision=precision, calibration="synthetic" if precision == "int8" else None,
+                    recipe_path=recipe)
+            except ExportError as refused:
+                if precision == "fp32":
+                    raise
+                print(f"{target} int8: {refused}", flush=True)  # the gate's measurements and its layer diff
+                rows.append({"target": target, "backend": BACKENDS[target],
+                             "gate": "refused: " + str(refused).split("\n")[0]})
+                break
             print(f"{target} {precision}: exported in {time.perf_counter() - started:.0f} s", flush=True)
+        if "int8" not in results:
+            continue
         shape = results["fp32"].manifest["input"]["shape"]
         clip = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         ms = interleaved_ms({p: r.artifact for p, r in results.items()}, BACKENDS[target], clip, args.rounds,
@@ -139,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'target':<11}{'fp32 ms':>9}{'int8 ms':>9}{'ratio':>7}{'size':>7}{'agree':>8}{'SQNR':>7}"
           f"{'acc fp32→int8':>16}")
     for r in rows:
+        if "fp32_ms" not in r:
+            print(f"{r['target']:<11}{r['gate']}")
+            continue
         acc = ("—" if r["reference_accuracy"] is None else
                f"{r['reference_accuracy']:.1%}→{r['int8_accuracy']:.1%}")
         print(f"{r['target']:<11}{r['fp32_ms']:9.1f}{r['int8_ms']:9.1f}{r['int8_over_fp32']:7.2f}"
