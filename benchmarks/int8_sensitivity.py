@@ -10,7 +10,8 @@ several joined by ``+``. Each export's int8 gate (PyTorch fp32 against the artif
 the labelled held-out clips) gives the row: centered SQNR, top-1 agreement, accuracy, worst-clip cosine and size.
 No latency: the rows say where the error is made, and keeping a layer fp32 costs what its int8 kernels saved (time
 that with ``benchmarks/int8_recipe_ab.py``). Writes ``benchmarks/results/int8_sensitivity.json`` (or ``--out``)
-after every export, then prints the table.
+after every export, then prints the table. A row the gate refuses records the refusal's first line; with
+``--accept-any`` the limits accept anything, so every row is measured (for a model the recipe's gate refuses).
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ from int8_recipe_ab import recipe_with
 RESULTS = REPO / "benchmarks" / "results" / "int8_sensitivity.json"
 
 
-def recipe_keeping(target: str, source: Path | None, extra: list[str], folder: Path) -> Path:
-    """A copy of ``source`` (default: ``target``'s recipe) whose ``fp32_modules`` also lists ``extra``."""
+def recipe_keeping(target: str, source: Path | None, extra: list[str], folder: Path,
+                   accept_any: bool = False) -> Path:
+    """A copy of ``source`` (default: ``target``'s recipe) whose ``fp32_modules`` also lists ``extra``; with
+    ``accept_any``, of ``target``'s recipe with int8 limits that accept anything (``source`` must be ``None``)."""
     from vmf_deploy.export.recipes import load_recipe, toml_literal
     from vmf_deploy.export.targets import get_target
 
     kept = load_recipe(get_target(target), source).quantization["fp32_modules"]
-    return recipe_with(target, "fp32_modules", toml_literal([*kept, *extra]), False, folder, source)
+    return recipe_with(target, "fp32_modules", toml_literal([*kept, *extra]), accept_any, folder, source)
 
 
 def label(extra: list[str]) -> str:
@@ -57,8 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modules", nargs="+", required=True,
                         help="module paths or class names to keep fp32, one export each; join several with +")
     parser.add_argument("--recipe", type=Path, help="the recipe to start from (default: the target's)")
+    parser.add_argument("--accept-any", action="store_true",
+                        help="measure every row, even where the recipe's int8 gate would refuse it: the target's "
+                             "recipe with limits that accept anything (not with --recipe)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.accept_any and args.recipe:
+        parser.error("--accept-any edits the target's own recipe; drop --recipe")
     sys.path.insert(0, str(REPO))
 
     from vmf_deploy.bench.machine import describe, host_device_info
@@ -74,20 +82,23 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 result = export_model(args.variant, args.target, folder, checkpoint=args.checkpoint,
                                       precision="int8", calibration="synthetic",
-                                      recipe_path=recipe_keeping(args.target, args.recipe, extra, folder / "recipe"))
+                                      recipe_path=recipe_keeping(args.target, args.recipe, extra, folder / "recipe",
+                                                                 args.accept_any))
             except ExportError as refused:  # a gate that says no is a row, not a crash
                 row["gate"] = "refused: " + str(refused).split("\n")[0]
             else:
                 metrics = result.manifest["parity"]["metrics"]
                 row.update({key: metrics[key] for key in ("centered_sqnr_db", "top1_agreement", "min_cosine",
                                                           "accuracy", "reference_accuracy")})
-                row.update(gate="passed", bytes=result.manifest["artifact"]["size_bytes"])
+                row.update(gate="not judged (--accept-any)" if args.accept_any else "passed",
+                           max_rel_error=metrics["max_rel_error"], bytes=result.manifest["artifact"]["size_bytes"])
             rows.append(row)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps({
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "tool": "benchmarks/int8_sensitivity.py", "command": " ".join(sys.argv), "target": args.target,
-                "recipe": str(args.recipe or "default"), "variant": args.variant, "checkpoint": str(args.checkpoint),
+                "recipe": str(args.recipe or "default"), "accept_any": args.accept_any, "variant": args.variant,
+                "checkpoint": str(args.checkpoint),
                 "machine": describe(host_device_info()),
                 "complete": index == len(entries) - 1, "rows": rows}, indent=2) + "\n")
             print(f"{label(extra)}: {row['gate']}", flush=True)
@@ -96,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'kept fp32 besides the recipe':<48}{'SQNR':>7}{'agree':>8}{'accuracy':>10}{'worst cos':>10}{'MB':>7}")
     for row in rows:
         name = label(row["kept_fp32"])
-        if row["gate"] != "passed":
+        if "bytes" not in row:
             print(f"{name:<48}{row['gate']}")
             continue
         accuracy = f"{row['accuracy']:.1%}" if row["accuracy"] is not None else "-"
