@@ -95,3 +95,37 @@ def test_a_small_budget_logs_one_node_per_run(programs, monkeypatch) -> None:
     compared.clear()
     layer_diff(reference, converted, clips)
     assert compared == [(len(rows), len(rows))] * len(clips)
+
+
+def test_rows_know_their_inputs_and_whether_they_are_rounded(programs) -> None:
+    reference, converted, clips = programs
+    rows = {row.node: row for row in layer_diff(reference, converted, clips)}
+    # conv1 + ReLU is one int8 pattern: the ReLU's output is rounded, the conv's is not
+    assert rows["relu"].rounded and not rows["conv2d"].rounded
+    assert rows["conv2d_1"].input_sqnr_db == rows["relu"].sqnr_db
+    assert rows["add"].input_sqnr_db == min(rows["relu"].sqnr_db, rows["conv2d_1"].sqnr_db)  # both branches
+    assert rows["conv2d"].input_sqnr_db == 200.0  # it reads the program's input
+
+
+def test_the_worst_layers_are_the_rounded_ones_that_add_the_most_noise_to_their_inputs() -> None:
+    """Two parallel paths, as in a VMF block. The token path's fp32 mean cancels and shows a low SQNR; the map
+    path's rounded depthwise conv after it takes its input from 40 to 25 dB. Ranked by the drop below the lowest
+    SQNR before it in graph order, the mean came first and the conv's loss was hidden behind it."""
+    from vmf_deploy.quantize.layer_diff import LayerError, format_worst, worst_layers
+
+    def row(node: str, module: str, sqnr: float, inputs: float | None, rounded: bool | None) -> LayerError:
+        return LayerError(tensor=node, node=node, op_type=node.rstrip("_0123456789"), module=module, sqnr_db=sqnr,
+                          local_db=None, input_sqnr_db=inputs, rounded=rounded)
+
+    rows = [row("linear", "blocks.0.former", 45.0, 200.0, True),  # 155 dB below its exact input, little noise
+            row("mean", "blocks.0.former.norm1", -5.0, 45.0, False),
+            row("conv2d", "blocks.0.mobile.expand", 40.0, 200.0, True),
+            row("conv2d_1", "blocks.0.mobile.dw", 25.0, 40.0, True)]
+    ranked = worst_layers(rows, count=2)
+    assert [(layer.module, drop) for layer, drop in ranked] == [("blocks.0.mobile.dw", 15.0),
+                                                                ("blocks.0.mobile.expand", 160.0)]
+    assert len(worst_layers(rows)) == 3  # the fp32 mean is never a candidate
+    assert "blocks.0.former.norm1" not in format_worst(rows)
+    # rows that know neither (onnx, OpenVINO: ranked by their own quantization first) keep the graph-order drop
+    legacy = [row(r.node, r.module, r.sqnr_db, None, None) for r in rows]
+    assert worst_layers(legacy, count=1)[0][0].module == "blocks.0.former.norm1"

@@ -47,6 +47,11 @@ class LayerError:
         module: the reference-model module the node belongs to (``""`` if unknown).
         sqnr_db: fp32 graph vs QDQ graph at this tensor (dB).
         local_db: this tensor vs its own quantize-dequantize (dB); ``None`` for a graph input.
+        input_sqnr_db: the lowest ``sqnr_db`` of the tensors this node reads (``None``: not known); where
+            known, a layer's drop is measured from its own inputs, not from everything before it in graph order.
+        rounded: whether the quantized program rounds this node's output to int8 (``None``: not known). Where
+            known, only rounded nodes are ranked: an fp32 op adds no rounding, though a sum that cancels (a
+            LayerNorm's mean) or a sharp softmax shows a low SQNR after it.
     """
 
     tensor: str
@@ -55,6 +60,8 @@ class LayerError:
     module: str
     sqnr_db: float
     local_db: float | None
+    input_sqnr_db: float | None = None
+    rounded: bool | None = None
 
     def to_dict(self) -> dict:
         """JSON form."""
@@ -181,8 +188,20 @@ def worst_layers(layers: Sequence[LayerError], count: int = 5) -> list[tuple[Lay
     """The ``count`` layers that add the most error: ``(layer, drop)`` by lowest ``local_db``, then steepest drop.
 
     ``drop`` is how many dB this tensor's ``sqnr_db`` is below the lowest before it: how much worse
-    the network got here (0 for the first tensor).
+    the network got here (0 for the first tensor). Where the rows know their inputs' SQNR and whether they
+    are rounded (:func:`~.pt2e_layer_diff.layer_diff`), only the rounded layers are ranked, by the noise they add
+    to their own inputs' (``10^(-SQNR/10)``, a fraction of the signal), and ``drop`` is from those inputs: in a
+    network of parallel paths the lowest SQNR so far may be another path's, and a drop of many dB from an exact
+    input (the first conv) can be less noise than a drop of 2 dB at 20 dB.
     """
+    if any(layer.input_sqnr_db is not None for layer in layers):
+        def added_noise(layer: LayerError) -> float:
+            before = layer.input_sqnr_db if layer.input_sqnr_db is not None else layer.sqnr_db
+            return 10 ** (-layer.sqnr_db / 10) - 10 ** (-before / 10)
+
+        candidates = sorted((layer for layer in layers if layer.rounded), key=added_noise, reverse=True)
+        return [(layer, max((layer.input_sqnr_db if layer.input_sqnr_db is not None else layer.sqnr_db)
+                            - layer.sqnr_db, 0.0)) for layer in candidates[:count]]
     drops: list[float] = []
     lowest = None
     for layer in layers:

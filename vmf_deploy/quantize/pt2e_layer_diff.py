@@ -18,7 +18,7 @@ clips at once: each node's worst SQNR over the clips.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 import numpy as np
@@ -97,6 +97,33 @@ def layer_diff(reference: torch.fx.GraphModule, converted: torch.fx.GraphModule,
                 if values:
                     previous = worst.get(summary.ref_node_name, (math.inf, ""))[0]
                     worst[summary.ref_node_name] = (min(previous, *values), summary.ref_module_stack)
+    sqnrs = {name: sqnr if np.isfinite(sqnr) else 200.0 for name, (sqnr, _) in worst.items()}
+    nodes = {node.name: node for node in reference.graph.nodes}
+    rounded = rounded_nodes(converted.graph)
     return [LayerError(tensor=name, node=name, op_type=name.rstrip("_0123456789"), module=stack,
-                       sqnr_db=sqnr if np.isfinite(sqnr) else 200.0, local_db=None)
-            for name, (sqnr, stack) in sorted(worst.items(), key=lambda item: order.get(item[0], len(order)))]
+                       sqnr_db=sqnrs[name], local_db=None,
+                       input_sqnr_db=min((sqnrs[feed] for feed in logged_inputs(nodes[name], sqnrs)), default=200.0),
+                       rounded=name in rounded)
+            for name, (_, stack) in sorted(worst.items(), key=lambda item: order.get(item[0], len(order)))]
+
+
+def logged_inputs(node: torch.fx.Node, logged: Container[str]) -> list[str]:
+    """The nearest nodes upstream of ``node`` whose names are in ``logged``, reached through the nodes that are not
+    (views, getitems); a graph input or a constant ends a path."""
+    found, seen, stack = [], set(), list(node.all_input_nodes)
+    while stack:
+        feed = stack.pop()
+        if feed.name in seen:
+            continue
+        seen.add(feed.name)
+        if feed.name in logged:
+            found.append(feed.name)
+        elif feed.op == "call_function":
+            stack.extend(feed.all_input_nodes)
+    return found
+
+
+def rounded_nodes(graph: torch.fx.Graph) -> set[str]:
+    """Names of the nodes of a ``convert_pt2e`` graph whose output a quantize op reads (rounds to int8)."""
+    return {node.name for node in graph.nodes
+            if any(str(user.target).startswith("quantized_decomposed.quantize_per_") for user in node.users)}
