@@ -195,13 +195,12 @@ def worst_layers(layers: Sequence[LayerError], count: int = 5) -> list[tuple[Lay
     input (the first conv) can be less noise than a drop of 2 dB at 20 dB.
     """
     if any(layer.input_sqnr_db is not None for layer in layers):
-        def added_noise(layer: LayerError) -> float:
-            before = layer.input_sqnr_db if layer.input_sqnr_db is not None else layer.sqnr_db
-            return 10 ** (-layer.sqnr_db / 10) - 10 ** (-before / 10)
+        def before(layer: LayerError) -> float:
+            return layer.input_sqnr_db if layer.input_sqnr_db is not None else layer.sqnr_db
 
-        candidates = sorted((layer for layer in layers if layer.rounded), key=added_noise, reverse=True)
-        return [(layer, max((layer.input_sqnr_db if layer.input_sqnr_db is not None else layer.sqnr_db)
-                            - layer.sqnr_db, 0.0)) for layer in candidates[:count]]
+        candidates = sorted((layer for layer in layers if layer.rounded), reverse=True,
+                            key=lambda layer: 10 ** (-layer.sqnr_db / 10) - 10 ** (-before(layer) / 10))
+        return [(layer, max(before(layer) - layer.sqnr_db, 0.0)) for layer in candidates[:count]]
     drops: list[float] = []
     lowest = None
     for layer in layers:
