@@ -245,7 +245,25 @@ def test_gate_refuses_int8_calibrated_on_black_videos_and_names_the_layers(train
     assert "Layers adding the most error (onnxruntime qdq_loss_debug" in message
     worst = [line for line in message.splitlines() if line.startswith("  ")]
     assert len(worst) == 5 and all(line.strip().startswith(("blocks.", "head", "stem")) for line in worst)
+    assert message.endswith(f"fp32_modules in a copy of {load_recipe(get_target('onnx')).path} and pass it with "
+                            "--recipe.")
     assert not out.exists()
+
+
+def test_a_refused_int8_export_says_how_to_keep_layers_fp32() -> None:
+    from vmf_deploy.export.lowering import QuantizationPlan
+    from vmf_deploy.export.pipeline import _layer_diff_explainer
+    from vmf_deploy.quantize.layer_diff import LayerError
+
+    plan = QuantizationPlan("int8", {}, None, {}, layers=[LayerError(
+        tensor="conv2d_5", node="conv2d_5", op_type="conv2d", module="blocks.0.mobile.dw", sqnr_db=18.0,
+        local_db=None, input_sqnr_db=24.0, rounded=True)], layer_diff_method="a simulation")
+    recipe = Path("export/executorch.toml")
+    lines = _layer_diff_explainer(plan, recipe)().splitlines()
+    assert lines[0] == "Layers adding the most error (a simulation):"
+    assert lines[1].startswith("  blocks.0.mobile.dw: conv2d conv2d_5 output") and "(-6.0 dB at this layer)" in lines[1]
+    assert "\"blocks.0.mobile\"" in lines[2] and "fp32_modules" in lines[2] and str(recipe) in lines[2]
+    assert _layer_diff_explainer(QuantizationPlan("int8", {}, None, {}), recipe) is None  # no diff, no explainer
 
 
 @pytest.fixture(scope="module")

@@ -154,14 +154,18 @@ def plan_quantization(target: Target, recipe: Recipe, precision: str, model: tor
     return QuantizationPlan(precision, recipe.quantization, clips, classes)
 
 
-def _layer_diff_explainer(quant: QuantizationPlan) -> Callable[[], str] | None:
-    """What a failing int8 gate prints after its verdict: the layers that add the most error, by module."""
+def _layer_diff_explainer(quant: QuantizationPlan, recipe_path: Path) -> Callable[[], str] | None:
+    """What a failing int8 gate prints after its verdict: the layers that add the most error, by module, and how
+    to keep layers fp32."""
     if quant.layer_diff_method is None:
         return None
     from vmf_deploy.quantize.layer_diff import format_worst
 
     return lambda: (f"Layers adding the most error ({quant.layer_diff_method}):\n"
-                    + format_worst(quant.layer_errors()))
+                    + format_worst(quant.layer_errors())
+                    + "\nTo trade latency for precision, keep modules fp32: add their paths (those above, or a "
+                    f"block's whole Mobile path such as \"blocks.0.mobile\") to [quantization] fp32_modules in a copy "
+                    f"of {recipe_path} and pass it with --recipe.")
 
 
 def _record_quantization(quant: QuantizationPlan) -> None:
@@ -232,7 +236,7 @@ def export_model(variant: str, target: str, out_dir: str | Path, checkpoint: str
         if lowered.parity_not_run:
             gate = parity_gate.not_run(recipe.runtime, recipe.seeds, tolerance, lowered.parity_not_run)
         else:
-            explain = _layer_diff_explainer(quant) if quant else None
+            explain = _layer_diff_explainer(quant, recipe.path) if quant else None
             with steps("parity"):
                 gate = parity_gate.run_gate(reference, staged, recipe.runtime, recipe.seeds, tolerance,
                                             recipe.tolerance_key(chosen), shape, synthetic_clips,
