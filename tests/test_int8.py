@@ -97,6 +97,9 @@ def test_quantization_tables_are_validated(tmp_path: Path) -> None:
         ('dyrelu_application = "int8"', 'dyrelu_application = "int4"', r"dyrelu_application must be one of"),
         ('quantize_input = true', 'quantize_input = "once"', r"\[quantization\].quantize_input"),
         ('equalize_channels = 0.5\n', '', "lacks"),
+        ('qat_steps = 0', 'qat_steps = -1', r"qat_steps must be an integer from 0"),
+        ('qat_clips = 2048', 'qat_clips = 0', r"qat_clips must be an integer from 1"),
+        ('qat_learning_rate = 3e-6', 'qat_learning_rate = 0', r"qat_learning_rate must be a number above 0"),
         ('fp32_op_types = ["add", "mul"]', 'fp32_op_types = "add"', r"\[quantization\].fp32_op_types")], tmp_path)
     for target in ("onnx", "executorch", "coreml"):
         recipe = load_recipe(get_target(target))

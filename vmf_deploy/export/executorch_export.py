@@ -298,8 +298,12 @@ def lower(job: LoweringJob) -> Lowered:
                 quant.summary["fp32_output_nodes"] = output_nodes(exported.graph)
             kept_ops = fp32_op_type_nodes(exported.graph, quant.options, quant.classes)
             quant.summary["fp32_op_type_nodes"] = dict(sorted(Counter(kept_ops.values()).items()))
+            qat_record: dict = {}
             program, quant.layers = quantize_exported(exported, example, quant.calibration.clips, quant.options,
-                                                      quant.classes)
+                                                      quant.classes, qat_clips=quant.qat.clips if quant.qat else (),
+                                                      qat_record=qat_record)
+            if quant.qat:
+                quant.summary["qat"] = {**qat_record, "source": quant.qat.source, "sha256": quant.qat.sha256}
             return program
 
         quant.layer_diff_method = LAYER_DIFF_METHOD

@@ -60,6 +60,7 @@ class QuantizationPlan:
         layer_diff: set by a lowering that can compute the per-layer diff on demand (called at most once).
         layer_diff_method: how the lowering's per-layer diff is measured (``None``: the target has none).
         equalization: what ``equalize_channels`` scaled (``None``: the recipe does not equalize).
+        qat: the clips quantization-aware fine-tuning trains on (``None``: the recipe's ``qat_steps`` is 0 or absent).
     """
 
     precision: str
@@ -71,6 +72,7 @@ class QuantizationPlan:
     layer_diff: Callable[[], list] | None = None
     layer_diff_method: str | None = None
     equalization: dict | None = None
+    qat: Any = None
 
     def layer_errors(self) -> list:
         """The per-layer diff: computed by ``layer_diff`` on first use, or what the quantization recorded."""

@@ -147,11 +147,13 @@ def plan_quantization(target: Target, recipe: Recipe, precision: str, model: tor
     from vmf_deploy.quantize.calibration import CalibrationError, load_calibration
 
     spec = PreprocessSpec.from_dict(export_preprocessing(model.cfg, shape, checkpoint))
+    qat_steps = recipe.quantization.get("qat_steps", 0)
     try:
         clips = load_calibration(calibration, spec, calibration_clips or recipe.quantization["calibration_clips"])
+        qat = load_calibration(calibration, spec, recipe.quantization["qat_clips"]) if qat_steps else None
     except CalibrationError as e:
         raise ExportError(str(e)) from None
-    return QuantizationPlan(precision, recipe.quantization, clips, classes)
+    return QuantizationPlan(precision, recipe.quantization, clips, classes, qat=qat)
 
 
 def _layer_diff_explainer(quant: QuantizationPlan, recipe_path: Path) -> Callable[[], str] | None:

@@ -113,6 +113,8 @@ TARGET_VALIDATORS: dict[str, str] = {
 """Targets whose lowering validates its own table: ``"module:function"`` under ``vmf_deploy.export``."""
 
 _CLIPS: tuple[Check, str] = ((lambda v: _is_int(v) and 1 <= v <= 100_000), "an integer from 1 to 100000")
+_LEARNING_RATE: tuple[Check, str] = ((lambda v: isinstance(v, (int, float)) and not _is_bool(v) and 0 < v < 1),
+                                    "a number above 0 and below 1")
 QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
     "onnx": {
         "scheme": _one_of("qdq"),
@@ -143,6 +145,9 @@ QUANTIZATION_KEYS: dict[str, dict[str, tuple[Check, str]]] = {
         "dyrelu_application": _one_of("fp32", "int8"),
         "quantize_input": _BOOL,
         "equalize_channels": _FRACTION,
+        "qat_steps": _int_range(0, 1_000_000),
+        "qat_clips": _CLIPS,
+        "qat_learning_rate": _LEARNING_RATE,
     },
     "openvino": {
         "scheme": _one_of("nncf-ptq"),

@@ -3,8 +3,9 @@
 XNNPACK runs the whole network as one delegate, whose intermediate tensors the runtime cannot
 see, so the ``.pte`` itself cannot be tapped. Instead the program is rebuilt the way its manifest
 says it was made (model source, frames, recipe, precision and, for int8, the same calibration
-clips: the same quantization ranges), with :class:`~vmf_deploy.numerics.taps.TappedModel` around
-the 4D frames model, and run in ExecuTorch's runtime. Extra outputs can change how XNNPACK fuses
+clips: the same quantization ranges; with ``qat_steps``, the same fine-tuning clips and seed: the
+same weights), with :class:`~vmf_deploy.numerics.taps.TappedModel` around the 4D frames model,
+and run in ExecuTorch's runtime. Extra outputs can change how XNNPACK fuses
 the ops at block boundaries, so a tapped program's logits are compared with the artifact's own
 logits too (``tapped_logits_db`` in the report). Known failure: the tapped *int8* 560m program
 is refused by XNNPACK at load ("Failed to create StaticConstantPad node ... invalid_parameter",
@@ -41,12 +42,15 @@ def rebuild_tapped(manifest: dict, model: torch.nn.Module, work_dir: Path) -> tu
         from ..quantize.pt2e_xnnpack import quantize_exported
 
         calibration = quantization["calibration"]
-        clips = load_calibration(calibration["source"], PreprocessSpec.from_dict(manifest["preprocessing"]),
-                                 calibration["clips"])
+        spec = PreprocessSpec.from_dict(manifest["preprocessing"])
+        clips = load_calibration(calibration["source"], spec, calibration["clips"])
+        qat = quantization.get("qat")
+        qat_clips = load_calibration(qat["source"], spec, qat["clips"]).clips if qat else ()
         classes = {name: type(m).__name__ for name, m in model.named_modules()}
 
         def quantize(exported, example):  # noqa: ANN001, ANN202 - executorch_export.Quantize
-            return quantize_exported(exported, example, clips.clips, quantization["recipe"], classes, diff_clips=0)[0]
+            return quantize_exported(exported, example, clips.clips, quantization["recipe"], classes, diff_clips=0,
+                                     qat_clips=qat_clips)[0]
 
     program = executorch_export.lower_to_executorch(model, torch.zeros(shape), recipe, quantize=quantize,
                                                      wrap=lambda frames: TappedModel(frames, names))

@@ -20,7 +20,9 @@ of the others. With
 (:func:`dyrelu_application_nodes`); only its slopes ``a2`` are computed in fp32. With ``quantize_input``
 the clip is quantized once as it enters, and the frames the stem gathers from it are copied as int8
 (:func:`share_input_range`). Zero pads of int8 tensors keep their input's range (:func:`share_pad_ranges`),
-which XNNPACK's int8 pad requires.
+which XNNPACK's int8 pad requires. With ``qat_steps``, the observers are wrapped in fake-quantizers
+(``prepare_qat_pt2e``), and after calibration the weights are fine-tuned towards the float program's
+logits with the ranges frozen (:mod:`vmf_deploy.quantize.distillation`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import distillation
 from .layer_diff import LayerError
 from .pt2e_layer_diff import clip_tensor, layer_diff
 
@@ -262,28 +265,37 @@ def dynamic_quantizer(selected: Callable[[torch.fx.Node], bool]) -> Any:
 
 
 def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.ndarray], options: dict,
-                      classes: dict[str, str], diff_clips: int = 2) -> tuple[Any, list[LayerError]]:
+                      classes: dict[str, str], diff_clips: int = 2, qat_clips: Sequence[np.ndarray] = (),
+                      qat_record: dict | None = None) -> tuple[Any, list[LayerError]]:
     """PT2E-quantize an ``ExportedProgram`` of the frames model: the re-exported quantized program and its layer diff.
 
     ``classes`` maps the reference model's module paths to class names: the frames rewrite keeps
     the module paths, so ``fp32_modules`` are found by path. The layer diff (:func:`layer_diff`)
-    runs on the first ``diff_clips`` calibration clips (0: none).
+    runs on the first ``diff_clips`` calibration clips (0: none). With the recipe's ``qat_steps``,
+    the program is fake-quantized instead, calibrated on ``clips``, and its weights fine-tuned on
+    ``qat_clips`` to give the float program's logits (:func:`~vmf_deploy.quantize.distillation.distill`)
+    before it is converted; what the fine-tuning did goes into ``qat_record``.
     """
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_module_name_filter
     from torchao.quantization.pt2e import generate_numeric_debug_handle
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e, prepare_qat_pt2e
     from torchao.quantization.pt2e.quantizer import ComposableQuantizer
 
     from vmf_deploy.export.xnnpack_weight_only_linear import split_weight_only_bias
 
+    qat_steps = options.get("qat_steps", 0)  # manifests older than the key were calibrated only
+    if qat_steps and not qat_clips:
+        raise ValueError("qat_steps needs qat_clips: the clips the weights are fine-tuned on")
     quantizer = XNNPACKQuantizer()
     method = options.get("calibration_method", "histogram")  # manifests older than the key were histogram-calibrated
     config = quantization_config(options["per_channel"], method)
+    if qat_steps:
+        config = distillation.fake_quant_config(config)
     quantizer.set_global(config)
     kept = [get_module_name_filter(path) for path in fp32_module_paths(classes, options["fp32_modules"])]
     generate_numeric_debug_handle(exported)
     reference = exported.module()
-    model = exported.module()
+    model = distillation.own_parameters(exported.module()) if qat_steps else exported.module()
     outputs = set(output_nodes(model.graph)) if options.get("fp32_outputs", False) else set()  # older manifests lack it
     applied = applied_dyrelu_nodes(model.graph, options, classes)
     kept_ops = set(fp32_op_type_nodes(model.graph, options, classes))
@@ -306,10 +318,15 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
     quantizers = [quantizer, annotating_quantizer(share_pad_ranges)]
     if options.get("quantize_input", False):  # manifests older than the key quantized each gathered frame
         quantizers.insert(0, annotating_quantizer(lambda graph: share_input_range(graph, config.input_activation)))
-    prepared = prepare_pt2e(model, ComposableQuantizer(quantizers))
+    prepared = (prepare_qat_pt2e if qat_steps else prepare_pt2e)(model, ComposableQuantizer(quantizers))
     with torch.no_grad():
         for clip in clips:
             prepared(clip_tensor(clip))
+    if qat_steps:
+        distillation.freeze_ranges(prepared)
+        record = distillation.distill(prepared, reference, qat_clips, qat_steps, options["qat_learning_rate"])
+        if qat_record is not None:
+            qat_record.update(record)
     converted = convert_pt2e(prepared)
     split_weight_only_bias(converted)
     _contiguous_constants(converted)
