@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/int8_recipe_ab.py --variants 560m --checkpoint run/last.safetensors   # + the int8 gate
     .venv/bin/python benchmarks/int8_recipe_ab.py --target openvino --key fp32_module_weights --values int8 fp32 \
         --variants 560m 5g --frames 64 --out benchmarks/results/int8_openvino_weights.json
+    .venv/bin/python benchmarks/int8_recipe_ab.py --target executorch --key qat_steps --values 0 2048 \
+        --variants 560m --checkpoint run/last.safetensors --recipe my-executorch.toml     # from another recipe
 
 For each variant the model is exported through ``vmf-export``'s pipeline: fp32, then
 ``--precision int8 --calibration synthetic`` once per value of ``--key`` (default: the onnx recipe's
@@ -69,6 +71,7 @@ def write_results(args: argparse.Namespace, rows: list[dict], final: bool) -> No
     args.out.write_text(json.dumps({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                     "tool": "benchmarks/int8_recipe_ab.py", "command": " ".join(sys.argv),
                                     "target": args.target, "key": args.key, "values": args.values,
+                                    "recipe": str(args.recipe or "default"),
                                     "machine": machine, "source": source, "threads": args.threads,
                                     "rounds": args.rounds, "block": args.block,
                                     "load_average": os.getloadavg(), "complete": final, "rows": rows},
@@ -99,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, help="clip length (default: the checkpoint's / variant's)")
     parser.add_argument("--checkpoint", type=Path, help="a trained checkpoint of the (single) variant: the int8 "
                         "gate is judged for real")
+    parser.add_argument("--recipe", type=Path, help="the recipe the values are written into (default: the "
+                        "target's); needs --checkpoint")
     parser.add_argument("--rounds", type=int, default=8, help="rounds of turns (default 8)")
     parser.add_argument("--block", type=int, default=5, help="timed runs per artifact per round (default 5)")
     parser.add_argument("--threads", type=int, default=2)
@@ -106,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.checkpoint and len(args.variants) != 1:
         parser.error("--checkpoint belongs to one variant: give one --variants")
+    if args.recipe and not args.checkpoint:
+        parser.error("--recipe needs --checkpoint: without one, the int8 exports use the target's recipe with "
+                     "limits that accept anything")
     sys.path.insert(0, str(REPO))
 
     import numpy as np
@@ -126,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                     results[name] = export_model(
                         variant, args.target, folder, checkpoint=args.checkpoint, frames=args.frames,
                         precision="int8", calibration="synthetic",
-                        recipe_path=recipe_with(args.target, args.key, value, args.checkpoint is None, folder))
+                        recipe_path=recipe_with(args.target, args.key, value, args.checkpoint is None, folder,
+                                                source=args.recipe))
                 except ExportError as refused:  # a trained model's gate said no: a result, not a crash
                     rows.append({"variant": variant, "form": name, "gate": "refused: " + str(refused).split("\n")[0]})
             shape = results["fp32"].manifest["input"]["shape"]
