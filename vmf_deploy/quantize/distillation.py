@@ -3,8 +3,8 @@
 Post-training int8 rounds every activation to one calibrated range, and nothing in the weights
 knows it. Here the quantizer's observers are wrapped in fake-quantize modules (``prepare_qat_pt2e``),
 calibrated on the calibration clips as usual, then frozen, and the weights are fine-tuned so that
-the fake-quantized program's logits match the float program's on the calibration set (mean squared
-error, Adam, one clip per step; gradients pass the rounding straight through). The teacher is the
+the fake-quantized program's logits match the float program's on clips of the calibration source
+(mean squared error, Adam, one clip per step; gradients pass the rounding straight through). The teacher is the
 model itself in fp32, so no labels are needed, and the loss is the error the int8 gate measures.
 The ranges stay those of calibration: ``convert_pt2e`` then folds the fine-tuned weights with the
 same scales the training saw.
