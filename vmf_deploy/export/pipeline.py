@@ -157,17 +157,20 @@ def plan_quantization(target: Target, recipe: Recipe, precision: str, model: tor
 
 
 def _layer_diff_explainer(quant: QuantizationPlan, recipe_path: Path) -> Callable[[], str] | None:
-    """What a failing int8 gate prints after its verdict: the layers that add the most error, by module, and how
-    to keep layers fp32."""
+    """What a failing int8 gate prints after its verdict: the layers that add the most error, by module, how
+    to keep layers fp32, and, where the recipe can but does not fine-tune (``qat_steps = 0``), that it can."""
     if quant.layer_diff_method is None:
         return None
     from vmf_deploy.quantize.layer_diff import format_worst
 
+    fine_tune = (" Or, at no latency cost, fine-tune the int8 weights towards the fp32 logits: set [quantization] "
+                 "qat_steps (2048 took 5-8 minutes of export at 48x48 frames on 2 cores; docs/int8.md)."
+                 if quant.options.get("qat_steps") == 0 else "")
     return lambda: (f"Layers adding the most error ({quant.layer_diff_method}):\n"
                     + format_worst(quant.layer_errors())
                     + "\nTo trade latency for precision, keep modules fp32: add their paths (those above, or a "
                     f"block's whole Mobile path such as \"blocks.0.mobile\") to [quantization] fp32_modules in a copy "
-                    f"of {recipe_path} and pass it with --recipe.")
+                    f"of {recipe_path} and pass it with --recipe." + fine_tune)
 
 
 def _record_quantization(quant: QuantizationPlan) -> None:
