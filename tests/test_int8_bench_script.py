@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 from vmf_deploy.export import pipeline
 from vmf_deploy.export.errors import ExportError
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 REFUSAL = "parity gate refused 560m-64f-int8.pte: on 243 clips, centered SQNR 16.8 dB\nLayers adding the most error:"
 
 
 @pytest.fixture
 def script():
-    spec = importlib.util.spec_from_file_location("int8_bench", BENCHMARKS / "int8.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("int8")
 
 
 def test_a_refused_int8_export_is_a_row(script, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from benchmark_scripts import load_benchmark
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 RECIPE = {"qat_clips": 2048, "qat_learning_rate": 3e-6}
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("int8_qat_simulated", BENCHMARKS / "int8_qat_simulated.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("int8_qat_simulated")
 
 
 def test_a_setting_fills_what_it_leaves_out_from_the_recipe(script) -> None:

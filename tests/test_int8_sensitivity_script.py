@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 from vmf_deploy.export.recipes import load_recipe
 from vmf_deploy.export.targets import get_target
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
 def script():
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling int8.py
-    try:
-        spec = importlib.util.spec_from_file_location("int8_sensitivity", BENCHMARKS / "int8_sensitivity.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
+    return load_benchmark("int8_sensitivity")
 
 
 @pytest.mark.parametrize("target", ["onnx", "executorch", "openvino"])
