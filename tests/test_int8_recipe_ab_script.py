@@ -32,3 +32,13 @@ def test_a_recipe_without_a_checkpoint_is_refused(script, capsys) -> None:
     with pytest.raises(SystemExit):
         script.main(["--target", "executorch", "--recipe", "x.toml"])
     assert "--recipe needs --checkpoint" in capsys.readouterr().err
+
+
+def test_a_row_keeps_the_gates_accuracy_where_it_was_measured(script) -> None:
+    metrics = {"centered_sqnr_db": 17.3, "top1_agreement": 0.889, "min_cosine": 0.93, "max_rel_error": 0.37,
+               "sqnr_db": 17.4, "reference_accuracy": 0.3625, "accuracy": 0.35}
+    columns = script.gate_columns(metrics)
+    assert columns["reference_accuracy"] == 0.3625 and columns["accuracy"] == 0.35
+    assert "sqnr_db" not in columns
+    seeded = script.gate_columns({k: v for k, v in metrics.items() if "accuracy" not in k})
+    assert seeded["accuracy"] is None and seeded["centered_sqnr_db"] == 17.3
