@@ -13,7 +13,8 @@ For each variant the model is exported through ``vmf-export``'s pipeline: fp32, 
 ``onnx_depthwise_conv2d``'s banded 2D form, whose weights the int8 file stores T/kt times larger).
 Without ``--checkpoint`` the int8 exports use a copy of the recipe whose int8 limits accept anything
 (the seeded init's logits barely move between clips), and their gate metrics are printed but mean
-nothing. With it, an int8 export the gate refuses is a row of its own, with the gate's reason. The
+nothing. With it, an int8 export the gate refuses is a row of its own, with the gate's reason, and each row
+keeps fp32's and int8's top-1 accuracy on the gate's clips and the manifest's fine-tuning record (``qat_steps``). The
 artifacts are loaded in the target's runtime (2 threads) and timed in turns on one clip (``int8.py``'s
 ``interleaved_ms``), medians. Writes ``benchmarks/results/int8_depthwise.json`` (or ``--out``)
 after every variant, with ``"complete": false`` until the last one is in (a 64-frame run over every variant can be
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                              / result.manifest["artifact"]["size_bytes"],
                              "rewrites": [r["name"] for r in result.manifest["export"]["rewrites"]],
                              **gate_columns(gate),
+                             "fine_tuning": (result.manifest["export"].get("quantization") or {}).get("qat"),
                              "gate": "not judged (seeded init)" if args.checkpoint is None and name != "fp32"
                              else "passed"})
             del results
