@@ -268,7 +268,7 @@ def test_a_refused_int8_export_says_how_to_keep_layers_fp32() -> None:
     assert "\"blocks.0.mobile\"" in lines[2] and "fp32_modules" in lines[2] and str(recipe) in lines[2]
     assert "qat_steps" not in lines[2]  # a recipe without the key (onnx, OpenVINO) cannot fine-tune
     plan.options = {"qat_steps": 0}
-    assert "set [quantization] qat_steps" in _layer_diff_explainer(plan, recipe)().splitlines()[2]
+    assert "--set quantization.qat_steps=2048" in _layer_diff_explainer(plan, recipe)().splitlines()[2]
     plan.options = {"qat_steps": 2048}
     assert "qat_steps" not in _layer_diff_explainer(plan, recipe)()
     assert _layer_diff_explainer(QuantizationPlan("int8", {}, None, {}), recipe) is None  # no diff, no explainer

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  vmf-export --variant 1g --target onnx --checkpoint 1g.safetensors --force\n"
                "  vmf-export --variant 560m --target executorch --checkpoint run/last.safetensors "
                "--precision int8 --calibration synthetic\n"
+               "  vmf-export --variant 560m --target executorch --checkpoint run/last.safetensors "
+               "--precision int8 --calibration synthetic --set quantization.qat_steps=2048\n"
                "recipes: export/<target>.toml (see docs/export.md)")
     parser.add_argument("--variant", required=True,
                         help="registry name (560m, 1g, 2g, 5g, mobile3d-*, ... see vmf-info) or 'all'")
@@ -56,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how many calibration clips (default: the recipe's [quantization] calibration_clips)")
     parser.add_argument("--recipe", type=Path, help="recipe file instead of export/<target>.toml "
                                                     "(one target at a time)")
+    parser.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE", dest="overrides",
+                        help="change one value of the recipe for this export, without copying the file (repeatable; "
+                             "one target at a time; recorded in the manifest), e.g. --set "
+                             "quantization.qat_steps=2048; VALUE is TOML, a bare word is a string")
     parser.add_argument("--no-fuse", action="store_true", help="apply only the rewrites a target requires")
     parser.add_argument("--force", action="store_true", help="overwrite existing artifacts")
     parser.add_argument("--jobs", type=int, metavar="N",
@@ -159,6 +165,16 @@ def main(argv: list[str] | None = None) -> int:
         return error("--checkpoint holds one variant: pass --variant NAME with it, not 'all'")
     if args.recipe is not None and len(targets) > 1:
         return error("--recipe is the recipe of one target: pass --target NAME with it, not 'all'")
+    if args.overrides and len(targets) > 1:
+        return error("--set changes the recipe of one target: pass --target NAME with it, not 'all'")
+    from vmf_deploy.export.errors import ExportError
+    from vmf_deploy.export.recipe_overrides import parse_override
+
+    try:
+        for text in args.overrides:
+            parse_override(text)
+    except ExportError as e:
+        return error(str(e))
     if args.jobs is not None and args.jobs < 1:
         return error(f"--jobs must be a positive integer, got {args.jobs}")
     if args.verbose:
@@ -220,7 +236,8 @@ def _run(args: argparse.Namespace, variants: list[str], targets: list[str], out_
         console.print(f"running {min(jobs, len(cells))} exports at once, each in its own process (--jobs)")
     options = {"out_dir": args.out, "checkpoint": args.checkpoint, "frames": args.frames,
                "precision": args.precision, "recipe_path": args.recipe, "fuse": not args.no_fuse,
-               "force": args.force, "calibration": args.calibration, "calibration_clips": args.calibration_clips}
+               "force": args.force, "calibration": args.calibration, "calibration_clips": args.calibration_clips,
+               "recipe_overrides": tuple(args.overrides)}
     printer = _StepPrinter(console)
     started = time.perf_counter()
     printer.status.start()

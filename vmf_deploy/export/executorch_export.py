@@ -76,7 +76,7 @@ def _recipe_parts(recipe: Any) -> tuple[dict, str]:
     """The ``[executorch]`` table and a name for error messages, from a Recipe or a plain dict."""
     if isinstance(recipe, dict):
         return recipe.get("executorch", recipe), "the recipe"
-    return recipe.options, str(getattr(recipe, "path", "the recipe"))
+    return recipe.options, str(getattr(recipe, "source", "the recipe"))
 
 
 def executorch_options(recipe: Any) -> tuple[dict, str]:

@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +29,7 @@ from vmf_deploy.export import parity_gate
 from vmf_deploy.export.errors import ExportError
 from vmf_deploy.export.lowering import Lowered, LoweringJob, Progress, QuantizationPlan, Steps
 from vmf_deploy.export.manifest_builder import build_manifest, export_labels, export_preprocessing, ship_labels
-from vmf_deploy.export.recipes import Recipe, load_recipe
+from vmf_deploy.export.recipes import Recipe, load_recipe, recipe_record
 from vmf_deploy.export.targets import TARGETS, Target, artifact_name, get_target
 from vmf_deploy.manifest import manifest_path, write_json_atomic
 from vmf_deploy.models import ConfigError, build_seeded_model
@@ -163,8 +163,8 @@ def _layer_diff_explainer(quant: QuantizationPlan, recipe_path: Path) -> Callabl
         return None
     from vmf_deploy.quantize.layer_diff import format_worst
 
-    fine_tune = (" Or, at no latency cost, fine-tune the int8 weights towards the fp32 logits: set [quantization] "
-                 "qat_steps (2048 took 5-8 minutes of export at 48x48 frames on 2 cores; docs/int8.md)."
+    fine_tune = (" Or, at no latency cost, fine-tune the int8 weights towards the fp32 logits: add --set "
+                 "quantization.qat_steps=2048 (5-8 minutes of export at 48x48 frames on 2 cores; docs/int8.md)."
                  if quant.options.get("qat_steps") == 0 else "")
     return lambda: (f"Layers adding the most error ({quant.layer_diff_method}):\n"
                     + format_worst(quant.layer_errors())
@@ -190,7 +190,8 @@ def _record_quantization(quant: QuantizationPlan) -> None:
 def export_model(variant: str, target: str, out_dir: str | Path, checkpoint: str | Path | None = None,
                  frames: int | None = None, precision: str | None = None, recipe_path: str | Path | None = None,
                  fuse: bool = True, force: bool = False, progress: Progress | None = None,
-                 calibration: str | Path | None = None, calibration_clips: int | None = None) -> ExportResult:
+                 calibration: str | Path | None = None, calibration_clips: int | None = None,
+                 recipe_overrides: Sequence[str] = ()) -> ExportResult:
     """Export one variant to one target, gate it on parity, and write artifact + manifest + labels to ``out_dir``.
 
     Args:
@@ -206,13 +207,15 @@ def export_model(variant: str, target: str, out_dir: str | Path, checkpoint: str
         progress: step callback (see :data:`Progress`).
         calibration: int8 on onnx / executorch: ``synthetic`` or a folder / CSV of videos (``--calibration``).
         calibration_clips: how many calibration clips (default: the recipe's ``calibration_clips``).
+        recipe_overrides: ``TABLE.KEY=VALUE`` changes to the recipe for this export (``--set``), recorded in the
+            manifest.
 
     Raises:
         ExportError: any failure, with a one-paragraph message; nothing is left in ``out_dir``.
     """
     started = time.perf_counter()
     tgt = get_target(target)
-    recipe = load_recipe(tgt, recipe_path)
+    recipe = load_recipe(tgt, recipe_path, recipe_overrides)
     chosen = _resolve_precision(tgt, recipe, precision)
     reference = load_model(variant, checkpoint, frames)
     shape = tuple(reference.cfg.input_shape)
@@ -249,7 +252,7 @@ def export_model(variant: str, target: str, out_dir: str | Path, checkpoint: str
         if quant:
             _record_quantization(quant)
 
-        applied_recipe = {"file": str(recipe.path), **recipe.data}
+        applied_recipe = recipe_record(recipe)
         if lowered.options is not None:
             applied_recipe[tgt.name] = lowered.options
         manifest = build_manifest(

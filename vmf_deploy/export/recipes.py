@@ -26,13 +26,14 @@ from __future__ import annotations
 import importlib
 import math
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import vmf_deploy
 from vmf_deploy.export.errors import ExportError
+from vmf_deploy.export.recipe_overrides import apply_overrides, parse_override
 from vmf_deploy.export.targets import Target
 from vmf_deploy.parity import SQNR_CAP_DB, ParityTolerance
 from vmf_deploy.preprocess import LAYOUTS
@@ -202,7 +203,8 @@ class Recipe:
         heldout_clips: how many labelled held-out clips a quantized artifact is judged on instead.
         tolerances: precision → the tolerance the gate applies at that precision.
         quantization: the ``[quantization]`` table (empty when the recipe has none).
-        data: the whole file as loaded (recorded in the manifest).
+        data: the whole file as loaded, with ``overrides`` applied (recorded in the manifest).
+        overrides: the ``--set TABLE.KEY=VALUE`` texts applied to the file, in order.
     """
 
     path: Path
@@ -215,6 +217,12 @@ class Recipe:
     tolerances: dict[str, ParityTolerance] = field(default_factory=dict)
     quantization: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def source(self) -> str:
+        """The file, and the ``--set`` overrides applied to it, as error messages name them."""
+        return describe_source(self.path, self.overrides)
 
     def tolerance(self, precision: str) -> ParityTolerance:
         """The gate's tolerance at ``precision`` (ExportError naming the missing table)."""
@@ -230,13 +238,19 @@ class Recipe:
         return f"{self.path} [parity.tolerance.{precision}]"
 
 
+def describe_source(path: Path, overrides: Sequence[str]) -> str:
+    """``path``, followed by the ``--set`` overrides applied to it, if any."""
+    return f"{path} with --set {', '.join(overrides)}" if overrides else str(path)
+
+
 def default_recipe_path(target: Target) -> Path:
     """The default recipe file of ``target``."""
     return RECIPES_DIR / target.recipe_file
 
 
-def load_recipe(target: Target, path: str | Path | None = None) -> Recipe:
-    """Read and validate the recipe of ``target`` (its default file, or ``path`` from ``--recipe``)."""
+def load_recipe(target: Target, path: str | Path | None = None, overrides: Sequence[str] = ()) -> Recipe:
+    """Read and validate the recipe of ``target`` (its default file, or ``path`` from ``--recipe``), with the
+    ``--set TABLE.KEY=VALUE`` ``overrides`` applied in order."""
     path = Path(path) if path is not None else default_recipe_path(target)
     if not path.is_file():
         hint = ("pass an existing file to --recipe" if path != default_recipe_path(target) else
@@ -247,14 +261,21 @@ def load_recipe(target: Target, path: str | Path | None = None) -> Recipe:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ExportError(f"recipe {path} is not valid TOML ({e}); fix the file or pass another with --recipe") from None
+    if overrides:
+        parsed = [parse_override(text) for text in overrides]
+        data = apply_overrides(data, parsed, str(path))
+        return validate_recipe(data, target, path, tuple(o.text for o in parsed))
     return validate_recipe(data, target, path)
 
 
-def validate_recipe(data: dict[str, Any], target: Target, path: Path) -> Recipe:
-    """Check a loaded recipe dict for ``target``; every error names ``path`` and the key."""
+def validate_recipe(data: dict[str, Any], target: Target, path: Path, overrides: tuple[str, ...] = ()) -> Recipe:
+    """Check a loaded recipe dict for ``target``; every error names ``path`` (and the ``--set`` ``overrides``
+    applied to it) and the key."""
+    source = describe_source(path, overrides)
+    fix = "fix the --set value, edit the file" if overrides else "edit the file"
 
     def bad(key: str, problem: str) -> ExportError:
-        return ExportError(f"recipe {path}: {key} {problem}; edit the file or pass another with --recipe")
+        return ExportError(f"recipe {source}: {key} {problem}; {fix} or pass another with --recipe")
 
     if data.get("target") != target.name:
         raise bad("target", f"is {data.get('target')!r} but this export is for target {target.name!r} "
@@ -323,7 +344,7 @@ def validate_recipe(data: dict[str, Any], target: Target, path: Path) -> Recipe:
     quantization = _check_table(data.get("quantization"), QUANTIZATION_KEYS.get(target.name), "[quantization]", bad)
     recipe = Recipe(path=path, target=target.name, options=dict(options), runtime=runtime, seeds=tuple(seeds),
                     synthetic_clips=synthetic, heldout_clips=heldout, tolerances=tolerances,
-                    quantization=quantization, data=data)
+                    quantization=quantization, data=data, overrides=overrides)
     if spec is None and target.name in TARGET_VALIDATORS:
         module, function = TARGET_VALIDATORS[target.name].split(":")
         getattr(importlib.import_module(f"vmf_deploy.export.{module}"), function)(recipe)
@@ -372,6 +393,22 @@ def accept_any_parity(target: Target, precision: str, folder: Path) -> Path:
     path = folder / f"{target.name}-{precision}-any-parity.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+RECORD_ONLY_KEYS = ("file", "overrides")
+"""Keys of a manifest's ``export.recipe`` record that say where the recipe came from, not what it holds."""
+
+
+def recipe_record(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as a manifest records it: its file, the ``--set`` overrides (if any) and the values applied."""
+    return {"file": str(recipe.path), **({"overrides": list(recipe.overrides)} if recipe.overrides else {}),
+            **recipe.data}
+
+
+def recipe_from_record(record: dict[str, Any], target: Target) -> Recipe:
+    """The validated recipe a manifest's ``export.recipe`` record describes (the values it was exported with)."""
+    data = {k: v for k, v in record.items() if k not in RECORD_ONLY_KEYS}
+    return validate_recipe(data, target, Path(record.get("file", "recipe")), tuple(record.get("overrides", ())))
 
 
 def toml_literal(value: Any) -> str:

@@ -26,12 +26,10 @@ from .taps import LOGITS, TappedModel, block_names, to_clip_layout
 def rebuild_tapped(manifest: dict, model: torch.nn.Module, work_dir: Path) -> tuple[Path, list[str]]:
     """The artifact of ``manifest`` rebuilt from ``model`` with its block outputs as program outputs."""
     from ..export import executorch_export
-    from ..export.recipes import validate_recipe
+    from ..export.recipes import recipe_from_record
     from ..export.targets import get_target
 
-    recipe_data = dict(manifest["export"]["recipe"])
-    recipe = validate_recipe({k: v for k, v in recipe_data.items() if k != "file"}, get_target("executorch"),
-                             Path(recipe_data.get("file", "recipe")))
+    recipe = recipe_from_record(manifest["export"]["recipe"], get_target("executorch"))
     names = block_names(model)
     shape = tuple(manifest["input"]["shape"])
     quantize = None
