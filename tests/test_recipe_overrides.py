@@ -114,3 +114,11 @@ def test_an_export_applies_its_overrides_and_the_manifest_records_them(capsys: p
     assert recipe["overrides"] == ["parity.synthetic_clips=0", "parity.seeds=[3, 4, 5, 6]"]
     assert recipe["parity"]["synthetic_clips"] == 0 and recipe["parity"]["seeds"] == [3, 4, 5, 6]
     assert manifest["parity"]["seeds"] == [3, 4, 5, 6] and manifest["parity"]["metrics"]["clips"] == 4
+
+
+def test_a_refusal_names_the_overridden_tolerance_where_it_came_from() -> None:
+    target = get_target("onnx")
+    recipe = load_recipe(target, None, ["parity.tolerance.int8.min_top1_agreement=0.99"])
+    assert recipe.tolerance_key("int8") == (f"{default_recipe_path(target)} with --set "
+                                            "parity.tolerance.int8.min_top1_agreement=0.99 [parity.tolerance.int8]")
+    assert load_recipe(target).tolerance_key("int8") == f"{default_recipe_path(target)} [parity.tolerance.int8]"

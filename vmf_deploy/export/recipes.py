@@ -234,8 +234,9 @@ class Recipe:
         return self.tolerances[precision]
 
     def tolerance_key(self, precision: str) -> str:
-        """Where the tolerance of ``precision`` lives, for error messages (``file [table]``)."""
-        return f"{self.path} [parity.tolerance.{precision}]"
+        """Where the tolerance of ``precision`` lives, for error messages (``file [table]``, and the ``--set``
+        overrides applied to the file)."""
+        return f"{self.source} [parity.tolerance.{precision}]"
 
 
 def describe_source(path: Path, overrides: Sequence[str]) -> str:
