@@ -6,6 +6,8 @@
         --variants 560m 5g --frames 64 --out benchmarks/results/int8_openvino_weights.json
     .venv/bin/python benchmarks/int8_recipe_ab.py --target executorch --key qat_steps --values 0 2048 \
         --variants 560m --checkpoint run/last.safetensors --recipe my-executorch.toml     # from another recipe
+    .venv/bin/python benchmarks/int8_recipe_ab.py --target executorch --key qat_steps --values 0 2048 \
+        --variants 560m --checkpoint run/last.safetensors --set quantization.kept_linears=weight_only_int8
 
 For each variant the model is exported through ``vmf-export``'s pipeline: fp32, then
 ``--precision int8 --calibration synthetic`` once per value of ``--key`` (default: the onnx recipe's
@@ -80,7 +82,7 @@ def write_results(args: argparse.Namespace, rows: list[dict], final: bool) -> No
     args.out.write_text(json.dumps({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                     "tool": "benchmarks/int8_recipe_ab.py", "command": " ".join(sys.argv),
                                     "target": args.target, "key": args.key, "values": args.values,
-                                    "recipe": str(args.recipe or "default"),
+                                    "recipe": str(args.recipe or "default"), "overrides": args.overrides,
                                     "machine": machine, "source": source, "threads": args.threads,
                                     "rounds": args.rounds, "block": args.block,
                                     "load_average": os.getloadavg(), "complete": final, "rows": rows},
@@ -88,7 +90,8 @@ def write_results(args: argparse.Namespace, rows: list[dict], final: bool) -> No
     print(f"{rows[-1]['variant']}: exported and timed, wrote {args.out}", flush=True)
     if not final:
         return
-    print(f"\nint8 {args.target} [quantization] {args.key} = {' / '.join(args.values)} on {BACKENDS[args.target]}, "
+    edits = "".join(f" --set {text}" for text in args.overrides)
+    print(f"\nint8 {args.target} [quantization] {args.key} = {' / '.join(args.values)}{edits} on {BACKENDS[args.target]}, "
           f"{source}; {machine}; {args.threads} threads, "
           f"{args.rounds} rounds of {args.block} runs in turns; load average {os.getloadavg()[0]:.1f}")
     print(f"{'variant':<8}{'form':<32}{'MB':>7}{'÷ size':>8}{'ms':>8}{'÷ fp32':>8}{'SQNR':>7}{'agree':>8}"
@@ -114,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                         "gate is judged for real")
     parser.add_argument("--recipe", type=Path, help="the recipe the values are written into (default: the "
                         "target's); needs --checkpoint")
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="TABLE.KEY=VALUE",
+                        help="a recipe value every int8 export uses, as vmf-export --set (repeatable); needs "
+                             "--checkpoint")
     parser.add_argument("--rounds", type=int, default=8, help="rounds of turns (default 8)")
     parser.add_argument("--block", type=int, default=5, help="timed runs per artifact per round (default 5)")
     parser.add_argument("--threads", type=int, default=2)
@@ -121,14 +127,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.checkpoint and len(args.variants) != 1:
         parser.error("--checkpoint belongs to one variant: give one --variants")
-    if args.recipe and not args.checkpoint:
-        parser.error("--recipe needs --checkpoint: without one, the int8 exports use the target's recipe with "
-                     "limits that accept anything")
+    if (args.recipe or args.overrides) and not args.checkpoint:
+        parser.error("--recipe and --set need --checkpoint: without one, the int8 exports use the target's recipe "
+                     "with limits that accept anything")
     sys.path.insert(0, str(REPO))
+    from vmf_deploy.export.errors import ExportError
+    from vmf_deploy.export.recipe_overrides import parse_override
+
+    try:
+        for text in args.overrides:
+            parse_override(text)
+    except ExportError as e:
+        parser.error(str(e))
 
     import numpy as np
 
-    from vmf_deploy.export.errors import ExportError
     from vmf_deploy.export.pipeline import export_model
 
     rows = []
@@ -145,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                         variant, args.target, folder, checkpoint=args.checkpoint, frames=args.frames,
                         precision="int8", calibration="synthetic",
                         recipe_path=recipe_with(args.target, args.key, value, args.checkpoint is None, folder,
-                                                source=args.recipe))
+                                                source=args.recipe),
+                        recipe_overrides=tuple(args.overrides))
                 except ExportError as refused:  # a trained model's gate said no: a result, not a crash
                     rows.append({"variant": variant, "form": name, "gate": "refused: " + str(refused).split("\n")[0]})
             shape = results["fp32"].manifest["input"]["shape"]

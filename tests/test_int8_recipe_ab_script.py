@@ -31,7 +31,14 @@ def test_each_value_is_written_into_the_recipe_given(script, tmp_path: Path) -> 
 def test_a_recipe_without_a_checkpoint_is_refused(script, capsys) -> None:
     with pytest.raises(SystemExit):
         script.main(["--target", "executorch", "--recipe", "x.toml"])
-    assert "--recipe needs --checkpoint" in capsys.readouterr().err
+    assert "--recipe and --set need --checkpoint" in capsys.readouterr().err
+
+
+def test_a_malformed_set_is_refused_before_anything_is_exported(script, capsys) -> None:
+    with pytest.raises(SystemExit):
+        script.main(["--target", "executorch", "--checkpoint", "run.safetensors", "--variants", "560m",
+                     "--set", "kept_linears=weight_only_int8"])
+    assert "is not TABLE.KEY=VALUE" in capsys.readouterr().err
 
 
 def test_a_row_keeps_the_gates_accuracy_where_it_was_measured(script) -> None:
