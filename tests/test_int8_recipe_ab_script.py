@@ -42,10 +42,10 @@ def test_a_malformed_set_is_refused_before_anything_is_exported(script, capsys) 
 
 
 def test_a_row_keeps_the_gates_accuracy_where_it_was_measured(script) -> None:
-    metrics = {"centered_sqnr_db": 17.3, "top1_agreement": 0.889, "min_cosine": 0.93, "max_rel_error": 0.37,
+    metrics = {"clips": 243, "centered_sqnr_db": 17.3, "top1_agreement": 0.889, "min_cosine": 0.93, "max_rel_error": 0.37,
                "sqnr_db": 17.4, "reference_accuracy": 0.3625, "accuracy": 0.35}
     columns = script.gate_columns(metrics)
     assert columns["reference_accuracy"] == 0.3625 and columns["accuracy"] == 0.35
-    assert "sqnr_db" not in columns
+    assert "sqnr_db" not in columns and columns["clips"] == 243
     seeded = script.gate_columns({k: v for k, v in metrics.items() if "accuracy" not in k})
     assert seeded["accuracy"] is None and seeded["centered_sqnr_db"] == 17.3
