@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/int8_qat_simulated.py --checkpoint run/last.safetensors --settings 0 2048:2048:3e-6
     .venv/bin/python benchmarks/int8_qat_simulated.py --checkpoint run/last.safetensors --frames 64 \\
-        --settings 0 512:512:3e-6 2048:2048:3e-6 --set 'kept_linears="weight_only_int8"'
+        --settings 0 512:512:3e-6 2048:2048:3e-6 --set quantization.kept_linears=weight_only_int8
 
 Each setting is ``STEPS[:CLIPS[:LEARNING_RATE]]`` (the recipe's ``qat_steps``, ``qat_clips`` and
 ``qat_learning_rate``; missing parts are the recipe's). The checkpoint goes through the export's
@@ -45,19 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="560m")
     parser.add_argument("--frames", type=int, help="clip length (default: the checkpoint's)")
     parser.add_argument("--settings", nargs="+", default=["0", "2048"], help="STEPS[:CLIPS[:LEARNING_RATE]] each")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=TOML",
-                        help="other [quantization] keys of the executorch recipe, e.g. 'kept_linears=\"fp32\"'")
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="TABLE.KEY=VALUE",
+                        help="a value of the executorch recipe, as vmf-export --set (repeatable), e.g. "
+                             "quantization.kept_linears=weight_only_int8")
     parser.add_argument("--clips", type=int, default=240, help="gate-split clips (default 240, the gate's)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
 
-    import tomllib
-
     import torch
 
     from vmf_deploy.bench.machine import describe, host_device_info
     from vmf_deploy.datasets import synthetic
+    from vmf_deploy.export.errors import ExportError
     from vmf_deploy.export.manifest_builder import export_preprocessing
     from vmf_deploy.export.pipeline import load_model
     from vmf_deploy.export.recipes import load_recipe
@@ -69,12 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     from vmf_deploy.quantize.pt2e_xnnpack import quantize_exported
     from vmf_deploy.rewrites import run_rewrites
 
-    recipe = dict(load_recipe(get_target("executorch")).quantization)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        if key not in recipe:
-            parser.error(f"--set {item}: the executorch recipe has no [quantization] key {key!r}")
-        recipe[key] = tomllib.loads(f"v = {value}")["v"]
+    try:
+        recipe = dict(load_recipe(get_target("executorch"), None, args.overrides).quantization)
+    except ExportError as e:
+        parser.error(str(e))
     settings = [parse_setting(s, recipe) for s in args.settings]
 
     torch.manual_seed(0)
@@ -110,12 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps({
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tool": "benchmarks/int8_qat_simulated.py",
             "command": " ".join(sys.argv), "checkpoint": str(args.checkpoint), "variant": args.variant,
-            "input_shape": list(shape), "gate_clips": len(clips), "recipe_overrides": args.set,
+            "input_shape": list(shape), "gate_clips": len(clips), "recipe_overrides": args.overrides,
             "machine": describe(host_device_info()), "complete": len(rows) == len(settings), "rows": rows},
             indent=2) + "\n")
 
     print(f"\nExecuTorch int8 in PyTorch's simulation, {args.variant} from {args.checkpoint} at {shape}, "
-          f"{len(clips)} gate clips{'; ' + ', '.join(args.set) if args.set else ''}")
+          f"{len(clips)} gate clips{'; ' + ', '.join(args.overrides) if args.overrides else ''}")
     print(f"{'steps':>7}{'clips':>7}{'lr':>9}{'SQNR':>8}{'agree':>8}{'worst cos':>10}{'max rel':>9}"
           f"{'train mse':>20}{'s':>7}")
     for r in rows:
