@@ -42,25 +42,18 @@ ROW_NAMES = {("onnx", "banded_depthwise", "false"): "int8 native Conv3d",
 """Row names of the values measured before this script took ``--key`` (others read ``int8 KEY=VALUE``)."""
 
 
-def recipe_with(target: str, key: str, value: str, latency_only: bool, folder: Path,
-                source: Path | None = None) -> Path:
-    """A copy of ``source`` (default: ``target``'s recipe) with ``key = value``, written in ``folder``; with
-    ``latency_only``, a copy of ``target``'s recipe that accepts any int8 parity (``source`` must then be ``None``)."""
-    from vmf_deploy.export.recipes import accept_any_parity, default_recipe_path, load_recipe, toml_literal
+def value_overrides(key: str, value: str, overrides: list[str]) -> tuple[str, ...]:
+    """The ``--set`` overrides of one int8 export: every export's, then ``quantization.KEY=VALUE`` (last, so it wins)."""
+    return (*overrides, f"quantization.{key}={value}")
+
+
+def recipe_for(target: str, latency_only: bool, folder: Path, source: Path | None) -> Path | None:
+    """The recipe file the int8 exports start from: ``source`` (``None``: the target's own), or, with
+    ``latency_only``, a copy of the target's recipe that accepts any int8 parity, written in ``folder``."""
+    from vmf_deploy.export.recipes import accept_any_parity
     from vmf_deploy.export.targets import get_target
 
-    if latency_only and source is not None:
-        raise ValueError("recipe_with: latency_only edits the target's own recipe; pass no source")
-    folder.mkdir(parents=True, exist_ok=True)
-    current = f"{key} = {toml_literal(load_recipe(get_target(target), source).quantization[key])}"
-    source = (accept_any_parity(get_target(target), "int8", folder) if latency_only
-              else source or default_recipe_path(get_target(target)))
-    text = source.read_text()
-    if current not in text:
-        raise SystemExit(f"{source} has no '{current}' line to edit")
-    path = folder / f"{target}-{key}.toml"
-    path.write_text(text.replace(current, f"{key} = {value}"))
-    return path
+    return accept_any_parity(get_target(target), "int8", folder) if latency_only else source
 
 
 def gate_columns(metrics: dict) -> dict:
@@ -136,10 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     from vmf_deploy.export.errors import ExportError
     from vmf_deploy.export.recipe_overrides import parse_override
+    from vmf_deploy.export.recipes import load_recipe
+    from vmf_deploy.export.targets import get_target
 
     try:
         for text in args.overrides:
             parse_override(text)
+        for value in args.values:  # an unknown key or a value of the wrong type, before anything is exported
+            load_recipe(get_target(args.target), args.recipe, value_overrides(args.key, value, args.overrides))
     except ExportError as e:
         parser.error(str(e))
 
@@ -160,9 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                     results[name] = export_model(
                         variant, args.target, folder, checkpoint=args.checkpoint, frames=args.frames,
                         precision="int8", calibration="synthetic",
-                        recipe_path=recipe_with(args.target, args.key, value, args.checkpoint is None, folder,
-                                                source=args.recipe),
-                        recipe_overrides=tuple(args.overrides))
+                        recipe_path=recipe_for(args.target, args.checkpoint is None, work / "recipes", args.recipe),
+                        recipe_overrides=value_overrides(args.key, value, args.overrides))
                 except ExportError as refused:  # a trained model's gate said no: a result, not a crash
                     rows.append({"variant": variant, "form": name, "gate": "refused: " + str(refused).split("\n")[0]})
             shape = results["fp32"].manifest["input"]["shape"]

@@ -1,4 +1,4 @@
-"""benchmarks/int8_recipe_ab.py: the recipe copies it exports each value with."""
+"""benchmarks/int8_recipe_ab.py: the recipe and the overrides it exports each value with."""
 
 from __future__ import annotations
 
@@ -16,16 +16,28 @@ def script():
     return load_benchmark("int8_recipe_ab")
 
 
-def test_each_value_is_written_into_the_recipe_given(script, tmp_path: Path) -> None:
+def test_each_value_is_a_last_override_on_the_recipe_given(script, tmp_path: Path) -> None:
     target = get_target("executorch")
     source = tmp_path / "weight-only.toml"
     source.write_text(default_recipe_path(target).read_text().replace('kept_linears = "fp32"',
                                                                       'kept_linears = "weight_only_int8"'))
-    copy = script.recipe_with("executorch", "qat_steps", "2048", False, tmp_path / "value", source=source)
-    quantization = load_recipe(target, copy).quantization
-    assert quantization["qat_steps"] == 2048 and quantization["kept_linears"] == "weight_only_int8"
-    default = load_recipe(target, script.recipe_with("executorch", "qat_steps", "16", False, tmp_path / "d"))
+    overrides = script.value_overrides("qat_steps", "2048", ["quantization.qat_steps=8", "parity.seeds=[3, 4, 5]"])
+    assert overrides[-1] == "quantization.qat_steps=2048"
+    recipe = load_recipe(target, script.recipe_for("executorch", False, tmp_path, source), overrides)
+    assert recipe.quantization["qat_steps"] == 2048 and recipe.quantization["kept_linears"] == "weight_only_int8"
+    assert recipe.data["parity"]["seeds"] == [3, 4, 5] and recipe.overrides == overrides
+    default = load_recipe(target, script.recipe_for("executorch", False, tmp_path, None),
+                          script.value_overrides("qat_steps", "16", []))
     assert default.quantization["qat_steps"] == 16 and default.quantization["kept_linears"] == "fp32"
+    seeded = load_recipe(target, script.recipe_for("executorch", True, tmp_path, None),
+                         script.value_overrides("qat_steps", "16", []))
+    assert seeded.data["parity"]["tolerance"]["int8"]["min_top1_agreement"] == 0.0  # accepts any int8 output
+
+
+def test_an_unknown_key_is_refused_before_anything_is_exported(script, capsys) -> None:
+    with pytest.raises(SystemExit):
+        script.main(["--target", "executorch", "--key", "qat_step", "--values", "0", "8", "--variants", "560m"])
+    assert "--set quantization.qat_step=0" in capsys.readouterr().err
 
 
 def test_a_recipe_without_a_checkpoint_is_refused(script, capsys) -> None:
