@@ -7,6 +7,7 @@ seeded init barely looks at its input, so agreement and accuracy on it would mea
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -248,8 +249,13 @@ def test_gate_refuses_int8_calibrated_on_black_videos_and_names_the_layers(train
     assert "Layers adding the most error (onnxruntime qdq_loss_debug" in message
     worst = [line for line in message.splitlines() if line.startswith("  ")]
     assert len(worst) == 5 and all(line.strip().startswith(("blocks.", "head", "stem")) for line in worst)
-    assert message.endswith(f"fp32_modules in a copy of {load_recipe(get_target('onnx')).path} and pass it with "
-                            "--recipe.")
+    recipe = load_recipe(get_target("onnx"))
+    hint = message.splitlines()[-1]
+    assert hint.startswith("To trade latency for precision, keep modules fp32: add --set 'quantization.fp32_modules=")
+    assert f"the list of {recipe.path} and the worst layer's module" in hint
+    setting = shlex.split(hint.split("add --set ", 1)[1])[0]  # as the shell hands it to vmf-export
+    kept = load_recipe(get_target("onnx"), None, [setting]).quantization["fp32_modules"]
+    assert kept[:-1] == recipe.quantization["fp32_modules"] and kept[-1] in "\n".join(worst)
     assert not out.exists()
 
 
@@ -267,6 +273,14 @@ def test_a_refused_int8_export_says_how_to_keep_layers_fp32() -> None:
     assert lines[1].startswith("  blocks.0.mobile.dw: conv2d conv2d_5 output") and "(-6.0 dB at this layer)" in lines[1]
     assert "\"blocks.0.mobile\"" in lines[2] and "fp32_modules" in lines[2] and str(recipe) in lines[2]
     assert "qat_steps" not in lines[2]  # a recipe without the key (onnx, OpenVINO) cannot fine-tune
+    plan.options = {"fp32_modules": ["FrameDyReLU", "LayerNorm"]}
+    line = _layer_diff_explainer(plan, recipe)().splitlines()[2]
+    assert "--set 'quantization.fp32_modules=[\"FrameDyReLU\", \"LayerNorm\", \"blocks.0.mobile.dw\"]'" in line
+    setting = shlex.split(line.split("add --set ", 1)[1])[0]  # as the shell hands it to vmf-export
+    kept = load_recipe(get_target("executorch"), None, [setting]).quantization["fp32_modules"]
+    assert kept == ["FrameDyReLU", "LayerNorm", "blocks.0.mobile.dw"]
+    plan.options = {"fp32_modules": ["blocks.0.mobile.dw"]}  # the worst module is kept already: no --set to give
+    assert "--set '" not in _layer_diff_explainer(plan, recipe)()
     plan.options = {"qat_steps": 0}
     assert "--set quantization.qat_steps=2048" in _layer_diff_explainer(plan, recipe)().splitlines()[2]
     plan.options = {"qat_steps": 2048}

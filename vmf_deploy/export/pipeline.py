@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shlex
 import shutil
 import tempfile
 import time
@@ -161,16 +162,29 @@ def _layer_diff_explainer(quant: QuantizationPlan, recipe_path: Path) -> Callabl
     to keep layers fp32, and, where the recipe can but does not fine-tune (``qat_steps = 0``), that it can."""
     if quant.layer_diff_method is None:
         return None
-    from vmf_deploy.quantize.layer_diff import format_worst
-
     fine_tune = (" Or, at no latency cost, fine-tune the int8 weights towards the fp32 logits: add --set "
                  "quantization.qat_steps=2048 (5-8 minutes of export at 48x48 frames on 2 cores; docs/int8.md)."
                  if quant.options.get("qat_steps") == 0 else "")
-    return lambda: (f"Layers adding the most error ({quant.layer_diff_method}):\n"
-                    + format_worst(quant.layer_errors())
-                    + "\nTo trade latency for precision, keep modules fp32: add their paths (those above, or a "
-                    f"block's whole Mobile path such as \"blocks.0.mobile\") to [quantization] fp32_modules in a copy "
-                    f"of {recipe_path} and pass it with --recipe." + fine_tune)
+    return lambda: _explain_layer_diff(quant, recipe_path) + fine_tune
+
+
+def _explain_layer_diff(quant: QuantizationPlan, recipe_path: Path) -> str:
+    """The worst layers, and a ``--set`` that keeps the worst one's module fp32 on top of the recipe's list."""
+    from vmf_deploy.export.recipes import toml_literal
+    from vmf_deploy.quantize.layer_diff import format_worst, worst_layers
+
+    layers = quant.layer_errors()
+    kept = list(quant.options.get("fp32_modules", []))
+    worst = next((layer.module for layer, _ in worst_layers(layers) if layer.module and layer.module not in kept), None)
+    if worst is None:
+        keep = (f"add module paths (or a block's whole Mobile path such as \"blocks.0.mobile\") to [quantization] "
+                f"fp32_modules of {recipe_path} with --set")
+    else:
+        setting = shlex.quote("quantization.fp32_modules=" + toml_literal([*kept, worst]))
+        keep = (f"add --set {setting} (the list of {recipe_path} and the worst layer's module; any module above, or "
+                f"a block's whole Mobile path such as \"blocks.0.mobile\", works the same way)")
+    return (f"Layers adding the most error ({quant.layer_diff_method}):\n" + format_worst(layers)
+            + f"\nTo trade latency for precision, keep modules fp32: {keep}.")
 
 
 def _record_quantization(quant: QuantizationPlan) -> None:
