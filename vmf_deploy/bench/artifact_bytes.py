@@ -91,7 +91,8 @@ class _Tally:
 
 
 def artifact_bytes(path: Path) -> ArtifactBytes:
-    """Attribute every byte of the ``.onnx`` or ``.pte`` at ``path`` to a (role, stored dtype) row."""
+    """Attribute every byte of the ``.onnx``, ``.pte`` or OpenVINO ``.xml`` (with its ``.bin``) at ``path`` to a
+    (role, stored dtype) row."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactBytesError(f"{path}: no such file; pass an exported .onnx, .pte or OpenVINO .xml")
@@ -112,7 +113,7 @@ def _onnx_role(consumers: list[tuple[object, int]], nodes_by_output: dict) -> st
             return ZERO_POINTS
         if op == "DequantizeLinear":
             return _onnx_role(nodes_by_output.get(node.output[0], []), nodes_by_output)
-        if op in ("Conv", "ConvInteger", "QLinearConv") and index == 1:
+        if op in ("Conv", "ConvInteger") and index == 1:
             group = next((a.i for a in node.attribute if a.name == "group"), 1)
             return DEPTHWISE_WEIGHTS if group > 1 else CONV_WEIGHTS
         if op in ("Conv", "Gemm") and index == 2:
@@ -201,6 +202,20 @@ def _xnnpack_constant_roles(graph: dict) -> dict[int, str]:
     return roles
 
 
+def _delegate_payloads(program) -> list[tuple[str, bytes]]:
+    """(backend id, inline payload) of each delegate of the program's methods, each payload once."""
+    seen: set[int] = set()
+    payloads = []
+    for plan in program.execution_plan:
+        for delegate in plan.delegates:
+            index = delegate.processed.index
+            if index in seen or index >= len(program.backend_delegate_data):
+                continue
+            seen.add(index)
+            payloads.append((delegate.id, bytes(program.backend_delegate_data[index].data)))
+    return payloads
+
+
 def _pte_bytes(path: Path) -> ArtifactBytes:
     from executorch.exir._serialize._program import deserialize_pte_binary
 
@@ -214,8 +229,11 @@ def _pte_bytes(path: Path) -> ArtifactBytes:
     tally = _Tally()
     counted: set[str] = set()
     attributed = 0
-    for delegate in pte.program.backend_delegate_data:
-        payload = bytes(delegate.data)
+    for backend, payload in _delegate_payloads(pte.program):
+        if backend != "XnnpackBackend":
+            tally.add(OTHER, f"{backend} payload", len(payload))
+            attributed += len(payload)
+            continue
         graph, flatbuffer_size = _xnnpack_graph(payload)
         roles = _xnnpack_constant_roles(graph)
         constants = graph.get("constant_data", [])
