@@ -20,6 +20,7 @@ from vmf_deploy.bench.artifact_bytes import (
     GRAPH,
     LINEAR_WEIGHTS,
     NORM_PARAMS,
+    OTHER,
     SCALES,
     SHAPES,
     ZERO_POINTS,
@@ -177,6 +178,23 @@ def test_pte_weights_are_counted_at_their_stored_width(programs: tuple[Path, Pat
     assert int8[LINEAR_WEIGHTS, "int8"] == classifier and int8[LINEAR_WEIGHTS, "fp32"] == gate * 4
     assert int8[SCALES, "fp32"] >= (16 + 16 + 400) * 4  # one per output channel of each per-channel weight
     assert fp32[GRAPH, "XNNPACK flatbuffer"] > 0 and int8[GRAPH, "program flatbuffer, headers, padding"] > 0
+
+
+def test_a_delegate_of_another_backend_is_counted_whole(tmp_path: Path) -> None:
+    from executorch.exir import to_edge
+    from executorch.exir.backend.test.op_partitioner_demo import AddMulPartitionerDemo
+
+    class AddMul(torch.nn.Module):
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return a * b + a
+
+    example = (torch.ones(2, 2), torch.ones(2, 2))
+    edge = to_edge(torch.export.export(AddMul(), example)).to_backend(AddMulPartitionerDemo())
+    path = tmp_path / "demo.pte"
+    path.write_bytes(edge.to_executorch().buffer)
+    rows = _rows(artifact_bytes(path))
+    assert rows[OTHER, "BackendWithCompilerDemo payload"] > 0 and not any(dtype == "XNNPACK flatbuffer"
+                                                                           for _, dtype in rows)
 
 
 def test_unreadable_artifacts_are_refused_by_name(tmp_path: Path) -> None:
