@@ -25,20 +25,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from int8 import BACKENDS, REPO
-from int8_recipe_ab import recipe_with
+from int8_recipe_ab import recipe_for
 
 RESULTS = REPO / "benchmarks" / "results" / "int8_sensitivity.json"
 
 
-def recipe_keeping(target: str, source: Path | None, extra: list[str], folder: Path,
-                   accept_any: bool = False) -> Path:
-    """A copy of ``source`` (default: ``target``'s recipe) whose ``fp32_modules`` also lists ``extra``; with
-    ``accept_any``, of ``target``'s recipe with int8 limits that accept anything (``source`` must be ``None``)."""
+def keeping_overrides(target: str, source: Path | None, extra: list[str]) -> tuple[str, ...]:
+    """The ``--set`` that keeps ``extra`` fp32 besides the ``fp32_modules`` of ``source`` (default: ``target``'s
+    recipe): a list replaces the recipe's, so it repeats the recipe's entries first."""
     from vmf_deploy.export.recipes import load_recipe, toml_literal
     from vmf_deploy.export.targets import get_target
 
     kept = load_recipe(get_target(target), source).quantization["fp32_modules"]
-    return recipe_with(target, "fp32_modules", toml_literal([*kept, *extra]), accept_any, folder, source)
+    return (f"quantization.fp32_modules={toml_literal([*kept, *extra])}",)
 
 
 def label(extra: list[str]) -> str:
@@ -82,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 result = export_model(args.variant, args.target, folder, checkpoint=args.checkpoint,
                                       precision="int8", calibration="synthetic",
-                                      recipe_path=recipe_keeping(args.target, args.recipe, extra, folder / "recipe",
-                                                                 args.accept_any))
+                                      recipe_path=recipe_for(args.target, args.accept_any, folder / "recipe",
+                                                             args.recipe),
+                                      recipe_overrides=keeping_overrides(args.target, args.recipe, extra))
             except ExportError as refused:  # a gate that says no is a row, not a crash
                 row["gate"] = "refused: " + str(refused).split("\n")[0]
             else:

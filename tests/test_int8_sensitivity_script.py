@@ -1,4 +1,4 @@
-"""benchmarks/int8_sensitivity.py: the recipe copies it exports with, and its row names."""
+"""benchmarks/int8_sensitivity.py: the recipe and the override it exports each row with, and its row names."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ def script():
 
 
 @pytest.mark.parametrize("target", ["onnx", "executorch", "openvino"])
-def test_the_recipe_copy_keeps_the_entry_fp32_and_everything_else(script, target: str, tmp_path: Path) -> None:
-    path = script.recipe_keeping(target, None, ["blocks.0.mobile.dw", "blocks.1"], tmp_path)
-    original, copy = load_recipe(get_target(target)), load_recipe(get_target(target), path)
-    assert copy.quantization["fp32_modules"] == [*original.quantization["fp32_modules"], "blocks.0.mobile.dw",
-                                                 "blocks.1"]
-    assert {k: v for k, v in copy.quantization.items() if k != "fp32_modules"} == {
+def test_the_override_keeps_the_entry_fp32_and_everything_else(script, target: str) -> None:
+    overrides = script.keeping_overrides(target, None, ["blocks.0.mobile.dw", "blocks.1"])
+    original, edited = load_recipe(get_target(target)), load_recipe(get_target(target), None, overrides)
+    assert edited.quantization["fp32_modules"] == [*original.quantization["fp32_modules"], "blocks.0.mobile.dw",
+                                                   "blocks.1"]
+    assert {k: v for k, v in edited.quantization.items() if k != "fp32_modules"} == {
         k: v for k, v in original.quantization.items() if k != "fp32_modules"}
-    assert copy.tolerance("int8") == original.tolerance("int8")
+    assert edited.tolerance("int8") == original.tolerance("int8")
 
 
 def test_row_names(script) -> None:
@@ -34,12 +34,16 @@ def test_row_names(script) -> None:
     assert script.label([f"blocks.{i}" for i in range(3)]) == "blocks.* (3)"
 
 
-def test_accept_any_keeps_the_entry_and_accepts_any_int8_output(script, tmp_path: Path) -> None:
-    path = script.recipe_keeping("executorch", None, ["blocks.0.mobile"], tmp_path, accept_any=True)
-    original, copy = load_recipe(get_target("executorch")), load_recipe(get_target("executorch"), path)
-    assert copy.quantization["fp32_modules"] == [*original.quantization["fp32_modules"], "blocks.0.mobile"]
-    assert copy.tolerance("int8").min_top1_agreement == 0.0
-    assert copy.tolerance("int8").max_rel_error > 1e6
-    assert copy.tolerance("fp32") == original.tolerance("fp32")
-    with pytest.raises(ValueError, match="pass no source"):
-        script.recipe_keeping("executorch", path, ["blocks.0.mobile"], tmp_path / "again", accept_any=True)
+def test_accept_any_keeps_the_entry_and_accepts_any_int8_output(script, tmp_path: Path, capsys) -> None:
+    path = script.recipe_for("executorch", True, tmp_path, None)
+    original = load_recipe(get_target("executorch"))
+    edited = load_recipe(get_target("executorch"), path, script.keeping_overrides("executorch", None,
+                                                                                 ["blocks.0.mobile"]))
+    assert edited.quantization["fp32_modules"] == [*original.quantization["fp32_modules"], "blocks.0.mobile"]
+    assert edited.tolerance("int8").min_top1_agreement == 0.0
+    assert edited.tolerance("int8").max_rel_error > 1e6
+    assert edited.tolerance("fp32") == original.tolerance("fp32")
+    with pytest.raises(SystemExit):
+        script.main(["--checkpoint", "run.safetensors", "--modules", "blocks.0.mobile", "--accept-any",
+                     "--recipe", str(path)])
+    assert "--accept-any edits the target's own recipe" in capsys.readouterr().err
