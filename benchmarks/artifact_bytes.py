@@ -79,10 +79,12 @@ def print_tables(named: list[tuple[str, ArtifactBytes]]) -> None:
     print(" | ".join(h.ljust(w) for h, w in zip(("artifact / role", "stored as", "tensors", "MB", "share"), width)))
     for line in breakdown_table(named):
         print(" | ".join(cell.ljust(w) for cell, w in zip(line, width)))
-    print("\nartifact             | against              | MB     | smaller | float weights MB | non-weight MB | ceiling")
+    print("\nartifact             | against              | MB     | smaller | float weights MB | non-weight MB "
+          "| ceiling")
     for name, s in summaries(named).items():
         print(f"{name:20s} | {s['against']:20s} | {s['bytes'] / 1e6:6.3f} | {s['smaller']:6.2f}× | "
-              f"{s['float_weight_bytes'] / 1e6:16.3f} | {s['non_weight_bytes'] / 1e6:13.3f} | {s['ceiling_smaller']:.2f}×")
+              f"{s['float_weight_bytes'] / 1e6:16.3f} | {s['non_weight_bytes'] / 1e6:13.3f} | "
+              f"{s['ceiling_smaller']:.2f}×")
 
 
 def main(argv: list[str] | None = None) -> int:

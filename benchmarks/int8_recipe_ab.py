@@ -43,7 +43,8 @@ ROW_NAMES = {("onnx", "banded_depthwise", "false"): "int8 native Conv3d",
 
 
 def value_overrides(key: str, value: str, overrides: list[str]) -> tuple[str, ...]:
-    """The ``--set`` overrides of one int8 export: every export's, then ``quantization.KEY=VALUE`` (last, so it wins)."""
+    """The ``--set`` overrides of one int8 export: every export's, then ``quantization.KEY=VALUE`` (last, so it
+    wins)."""
     return (*overrides, f"quantization.{key}={value}")
 
 

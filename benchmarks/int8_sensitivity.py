@@ -6,8 +6,9 @@
 A trained checkpoint is exported to int8 once per entry of ``--modules`` (plus once with the recipe as it is),
 through ``vmf-export``'s pipeline, with the target's recipe (or ``--recipe``) and a ``--set`` override whose
 ``quantization.fp32_modules`` also lists the entry: module paths of the reference model (``blocks.0.mobile.dw``) or
-class names, several joined by ``+``. Each export's int8 gate (PyTorch fp32 against the artifact on the recipe's noise clips and
-the labelled held-out clips) gives the row: centered SQNR, top-1 agreement, accuracy, worst-clip cosine and size.
+class names, several joined by ``+``. Each export's int8 gate (PyTorch fp32 against the artifact on the recipe's
+noise clips and the labelled held-out clips) gives the row: centered SQNR, top-1 agreement, accuracy, worst-clip
+cosine and size.
 No latency: the rows say where the error is made, and keeping a layer fp32 costs what its int8 kernels saved (time
 that with ``benchmarks/int8_recipe_ab.py``). Writes ``benchmarks/results/int8_sensitivity.json`` (or ``--out``)
 after every export, then prints the table. A row the gate refuses records the refusal's first line; with

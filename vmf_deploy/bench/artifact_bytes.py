@@ -225,7 +225,8 @@ def _pte_bytes(path: Path) -> ArtifactBytes:
     except Exception as e:
         raise ArtifactBytesError(f"{path}: not a readable ExecuTorch program ({e}); re-export it") from None
     named = pte.named_data
-    named_sizes = {key: len(named.buffers[entry.buffer_index]) for key, entry in named.pte_data.items()} if named else {}
+    named_sizes = ({key: len(named.buffers[entry.buffer_index]) for key, entry in named.pte_data.items()}
+                   if named else {})
     tally = _Tally()
     counted: set[str] = set()
     attributed = 0
