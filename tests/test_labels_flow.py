@@ -110,11 +110,14 @@ def test_predict_through_the_onnx_artifact_prints_the_checkpoints_classes(export
 
 
 def test_export_refuses_frames_unlike_the_checkpoints_preprocessing(checkpoint: Path, tmp_path: Path) -> None:
+    started: list[tuple[str, float | None]] = []
     with pytest.raises(ExportError, match=r"was trained on 8-frame 32x32 clips \(its preprocessing metadata\) but "
                                           r"this export's input is 4 frames of 32x32: drop --frames \(or pass "
                                           r"--frames 8\)"):
-        export_model(VARIANT, "onnx", tmp_path / "out", checkpoint=checkpoint, frames=4)
+        export_model(VARIANT, "onnx", tmp_path / "out", checkpoint=checkpoint, frames=4,
+                     progress=lambda *step: started.append(step))
     assert not (tmp_path / "out").exists()
+    assert started == []  # refused before any step of the export ran
 
 
 def test_a_checkpoint_without_names_for_its_classes_is_refused(tmp_path: Path, video: Path,
@@ -124,6 +127,8 @@ def test_a_checkpoint_without_names_for_its_classes_is_refused(tmp_path: Path, v
     with pytest.raises(SystemExit) as e:
         main([str(video), "--variant", VARIANT, "--checkpoint", str(unnamed)])
     assert e.value.code == EXIT_MODEL and message in capsys.readouterr().err
+    started: list[tuple[str, float | None]] = []
     with pytest.raises(ExportError, match=message):
-        export_model(VARIANT, "onnx", tmp_path / "out", checkpoint=unnamed)
+        export_model(VARIANT, "onnx", tmp_path / "out", checkpoint=unnamed, progress=lambda *step: started.append(step))
     assert not (tmp_path / "out").exists() and not manifest_path(tmp_path / "out" / "560m-8f.onnx").exists()
+    assert started == []  # refused before any step of the export ran

@@ -239,6 +239,8 @@ def export_model(variant: str, target: str, out_dir: str | Path, checkpoint: str
     final = out_dir / artifact_name(variant, shape[2], tgt, chosen)
     if any(f.exists() for f in [*tgt.files(final), manifest_path(final)]) and not force:
         raise ExportError(f"{final} already exists; pass --force to overwrite it or choose another --out directory")
+    export_labels(checkpoint)  # a checkpoint without class names, or trained on other clips, is refused
+    export_preprocessing(reference.cfg, shape, checkpoint)  # before minutes of lowering, not after
 
     steps = Steps(progress)
     quant = plan_quantization(tgt, recipe, chosen, reference, shape, checkpoint, calibration, calibration_clips)
