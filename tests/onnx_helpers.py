@@ -6,12 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 import torch
 from torch import nn
 
 from vmf_deploy.export import onnx_export
 
 RECIPE = Path(__file__).resolve().parent.parent / "export" / "onnx.toml"
+
+WHOLE_MODEL_VARIANTS = ["560m", *[pytest.param(v, marks=pytest.mark.slow) for v in ("1g", "2g", "5g")]]
+"""The variants a whole-model rewrite test runs on: 560m by default, the larger three with ``-m slow`` (their
+plain exports cost 80 s of the default run, and test_export_parity already gates each variant's fused export)."""
 
 
 def export(model: nn.Module, shape: tuple[int, ...], opset: int = 18) -> onnx.ModelProto:

@@ -8,8 +8,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-
-from onnx_helpers import OneBridge, assert_rewrite_matches, export, rel_error, run
+from onnx_helpers import WHOLE_MODEL_VARIANTS, OneBridge, assert_rewrite_matches, export, rel_error, run
 
 from vmf_deploy.export import onnx_export
 from vmf_deploy.models.layers import FormerToMobile, MobileToFormer
@@ -18,7 +17,6 @@ from vmf_deploy.rewrites.onnx_bridge_channels_first import OnnxBridgeChannelsFir
 
 pytest.importorskip("onnxruntime")
 
-VARIANTS = ["560m", "1g", "2g", "5g"]
 SHAPE = (1, 32, 4, 9, 7)  # a 32-channel map of 4 × 9 × 7 = 252 positions
 
 
@@ -112,7 +110,7 @@ def test_bridge_forms_are_alternatives() -> None:
         unchosen_alternatives({"bridges": "sdpa"})
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", WHOLE_MODEL_VARIANTS)
 def test_whole_model_every_former_to_mobile_rewritten(variant: str, seeded_onnx) -> None:
     model, proto = seeded_onnx(variant)
     rewritten, count = bridges_channels_first(proto)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections import Counter
 
 import numpy as np
 import onnx
 import pytest
 import torch
-
-from onnx_helpers import OneBridge, export, rel_error, run
+from onnx_helpers import WHOLE_MODEL_VARIANTS, OneBridge, export, rel_error, run
 
 from vmf_deploy import build_seeded_model
 from vmf_deploy.export import onnx_export
@@ -18,8 +19,6 @@ from vmf_deploy.rewrites import run_rewrites
 from vmf_deploy.rewrites.onnx_bridge_attention import OnnxBridgeAttention, fuse_bridges
 
 pytest.importorskip("onnxruntime")
-
-VARIANTS = ["560m", "1g", "2g", "5g"]
 
 
 def ops(proto: onnx.ModelProto) -> Counter:
@@ -55,7 +54,7 @@ def test_a_graph_without_bridges_is_returned_unchanged() -> None:
     assert result.count == 0 and result.obj is proto
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", WHOLE_MODEL_VARIANTS)
 def test_whole_model_every_bridge_fused(variant: str, seeded_onnx) -> None:
     model, proto = seeded_onnx(variant)
     fused, count = fuse_bridges(proto)
@@ -73,20 +72,29 @@ BRIDGE_COUNTS = {"channels-first": lambda blocks: {"onnx_bridge_channels_first":
                  "attention": lambda blocks: {"onnx_bridge_attention": 2 * blocks + 1}}
 
 
-@pytest.mark.parametrize("bridges", list(BRIDGE_COUNTS))
-@pytest.mark.parametrize("variant", ["560m", *[pytest.param(v, marks=pytest.mark.slow) for v in VARIANTS[1:]]])
-def test_all_onnx_fusions_match_the_unfused_export(variant: str, bridges: str) -> None:
-    """The export pipeline's two rewrite stages with fuse on vs off (vmf-export --no-fuse), each bridge form."""
+@functools.cache
+def module_fused_export(variant: str) -> tuple[onnx.ModelProto, list[dict]]:
+    """The seeded model (16 × 32²) after the ONNX module-stage rewrites, exported once for both bridge forms."""
     model = build_seeded_model(variant, frames=16, resolution=32).eval()
-    shape = model.cfg.input_shape
+    rewritten, applied = run_rewrites("onnx", "module", model)
+    return export(rewritten, model.cfg.input_shape), applied
+
+
+@pytest.mark.parametrize("bridges", list(BRIDGE_COUNTS))
+@pytest.mark.parametrize("variant", WHOLE_MODEL_VARIANTS)
+def test_all_onnx_fusions_match_the_unfused_export(variant: str, bridges: str, seeded_onnx) -> None:
+    """The export pipeline's two rewrite stages with fuse on vs off (vmf-export --no-fuse), each bridge form."""
+    model, plain = seeded_onnx(variant)
+    _, module_applied = run_rewrites("onnx", "module", copy.deepcopy(model), fuse=False)
+    assert not any(a["count"] for a in module_applied)  # so the unfused export is the plain one
+    exports = {False: (plain, module_applied), True: module_fused_export(variant)}
+    x = np.random.default_rng(2).standard_normal(model.cfg.input_shape).astype(np.float32)
     outputs, applied = {}, {}
-    for fuse in (False, True):
-        rewritten, module_applied = run_rewrites("onnx", "module", model, fuse=fuse)
-        proto, onnx_applied = run_rewrites("onnx", "onnx", export(rewritten, shape), fuse=fuse,
-                                           choices={"bridges": bridges})
+    for fuse, (exported, module_applied) in exports.items():
+        proto, onnx_applied = run_rewrites("onnx", "onnx", onnx.ModelProto.FromString(exported.SerializeToString()),
+                                           fuse=fuse, choices={"bridges": bridges})
         onnx_export.check_onnx(proto)
         applied[fuse] = {a["name"]: a["count"] for a in module_applied + onnx_applied}
-        x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
         outputs[fuse] = run(proto, x)
     expected = {"stem_conv_fusion": 1, "dyrelu_fusion": 2 * len(model.blocks),
                 "onnx_depthwise_conv2d": len(model.blocks),  # the fused stem has no depthwise conv left

@@ -8,9 +8,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from onnx_helpers import WHOLE_MODEL_VARIANTS, assert_rewrite_matches, export, rel_error, run
 from torch import nn
-
-from onnx_helpers import assert_rewrite_matches, export, rel_error, run
 
 from vmf_deploy.export import onnx_export
 from vmf_deploy.rewrites import run_rewrites
@@ -22,8 +21,6 @@ from vmf_deploy.rewrites.onnx_depthwise_conv2d import (
 )
 
 pytest.importorskip("onnxruntime")
-
-VARIANTS = ["560m", "1g", "2g", "5g"]
 
 
 def conv_ranks(proto: onnx.ModelProto) -> Counter:
@@ -113,7 +110,7 @@ def test_dense_and_too_long_convs_are_left_alone() -> None:
     assert result.count == 0
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", WHOLE_MODEL_VARIANTS)
 def test_whole_model_every_depthwise_conv_rewritten(variant: str, seeded_onnx) -> None:
     model, proto = seeded_onnx(variant)
     fused, count = depthwise_to_conv2d(proto)
