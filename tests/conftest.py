@@ -109,18 +109,58 @@ def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory):
     return result.last
 
 
+TRAINED_EXPORTS = {
+    "executorch-int8-qat": (("test_qat_distillation.py",), "executorch", "int8",
+                            ("quantization.qat_steps=8", "quantization.qat_clips=8")),
+    "executorch-int8": (("test_int8.py",), "executorch", "int8", ()),
+    "openvino-int8": (("test_int8_openvino.py",), "openvino", "int8", ()),
+    "executorch": (("test_int8.py", "test_jni_bridge.py", "test_val.py"), "executorch", "fp32", ()),
+    "onnx-int8": (("test_int8.py",), "onnx", "int8", ()),
+    "onnx": (("test_int8.py", "test_onnxruntime_arm64.py", "test_parity_gate_refuses.py", "test_predict_ray.py",
+              "test_val.py"), "onnx", "fp32", ()),
+}
+"""The trained fixture's exports (560m; int8 calibrated on 64 synthetic clips), by name: (the test modules that read
+it, target, precision, ``--set`` overrides). The longest first."""
+
+
 @pytest.fixture(scope="session")
-def trained_export(trained_checkpoint, tmp_path_factory: pytest.TempPathFactory):
-    """``trained_export(target)``: the trained checkpoint exported once per session (``ExportResult``)."""
+def trained_export(request: pytest.FixtureRequest, trained_checkpoint, tmp_path_factory: pytest.TempPathFactory):
+    """``trained_export(name)``: the trained checkpoint's :data:`TRAINED_EXPORTS` export ``name`` (``ExportResult``).
+
+    Each is made once per session. At the first request, every export whose test module is collected
+    (and ``name``) is made, two at a time in worker processes, as ``vmf-export --jobs`` makes them.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from vmf_deploy.export.errors import ExportError
+    from vmf_deploy.export.parallel import default_jobs, passive_openmp_waits
     from vmf_deploy.export.pipeline import export_model
 
     out_dir = tmp_path_factory.mktemp("trained-exports")
+    collected = {item.path.name for item in request.session.items}
     done: dict[str, object] = {}
 
-    def get(target: str):
-        if target not in done:
-            done[target] = export_model("560m", target, out_dir, checkpoint=trained_checkpoint)
-        return done[target]
+    def get(name: str):
+        if name not in done:
+            names = [n for n, (modules, *_) in TRAINED_EXPORTS.items()
+                     if n not in done and (n == name or not collected.isdisjoint(modules))]
+            with passive_openmp_waits(), ProcessPoolExecutor(default_jobs(len(names)), max_tasks_per_child=1,
+                                                             mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {}
+                for n in names:
+                    _, target, precision, overrides = TRAINED_EXPORTS[n]
+                    futures[n] = pool.submit(export_model, "560m", target, out_dir / n, checkpoint=trained_checkpoint,
+                                             precision=precision, recipe_overrides=overrides,
+                                             calibration="synthetic" if precision == "int8" else None)
+                for n, future in futures.items():
+                    try:
+                        done[n] = future.result()
+                    except ExportError as e:
+                        done[n] = e
+        if isinstance(done[name], ExportError):
+            raise done[name]
+        return done[name]
 
     return get
 

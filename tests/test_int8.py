@@ -161,10 +161,9 @@ def _check_int8_manifest(result, size_fp32: int | None = None) -> dict:
 
 
 @pytest.fixture(scope="module")
-def onnx_int8(trained_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The trained fixture exported to int8 ONNX, calibrated on 64 synthetic clips (once per module)."""
-    return export_model("560m", "onnx", tmp_path_factory.mktemp("onnx-int8"), checkpoint=trained_checkpoint,
-                        precision="int8", calibration="synthetic")
+def onnx_int8(trained_export):
+    """The trained fixture exported to int8 ONNX, calibrated on 64 synthetic clips (once per session)."""
+    return trained_export("onnx-int8")
 
 
 def test_onnx_int8_from_the_trained_fixture_passes_the_int8_gate(onnx_int8, trained_export) -> None:
@@ -289,10 +288,9 @@ def test_a_refused_int8_export_says_how_to_keep_layers_fp32() -> None:
 
 
 @pytest.fixture(scope="module")
-def executorch_int8(trained_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The trained fixture exported to int8 ExecuTorch, calibrated on 64 synthetic clips (once per module)."""
-    return export_model("560m", "executorch", tmp_path_factory.mktemp("executorch-int8"),
-                        checkpoint=trained_checkpoint, precision="int8", calibration="synthetic")
+def executorch_int8(trained_export):
+    """The trained fixture exported to int8 ExecuTorch, calibrated on 64 synthetic clips (once per session)."""
+    return trained_export("executorch-int8")
 
 
 def test_executorch_int8_is_fully_delegated_int8_and_passes_the_gate(executorch_int8, trained_export,

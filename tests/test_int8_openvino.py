@@ -32,10 +32,9 @@ def _fp32_weight_bytes(manifest: dict) -> int:
 
 
 @pytest.fixture(scope="module")
-def openvino_int8(trained_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The trained fixture exported to an int8 IR, calibrated on 64 synthetic clips (once per module)."""
-    return export_model("560m", "openvino", tmp_path_factory.mktemp("openvino-int8"), checkpoint=trained_checkpoint,
-                        precision="int8", calibration="synthetic")
+def openvino_int8(trained_export):
+    """The trained fixture exported to an int8 IR, calibrated on 64 synthetic clips (once per session)."""
+    return trained_export("openvino-int8")
 
 
 def test_openvino_int8_passes_the_int8_gate(openvino_int8) -> None:

@@ -111,16 +111,8 @@ def test_the_export_loads_the_fine_tuning_clips_from_the_calibration_source(tmp_
     np.testing.assert_array_equal(plan.qat.clips[0], plan.calibration.clips[0])  # the same source, rendered alike
 
 
-def test_a_fine_tuned_export_records_its_fine_tuning_and_passes_the_gate(trained_checkpoint, tmp_path) -> None:
-    from vmf_deploy.export.pipeline import export_model
-    from vmf_deploy.export.recipes import default_recipe_path
-    from vmf_deploy.export.targets import get_target
-
-    recipe = tmp_path / "executorch.toml"
-    recipe.write_text(default_recipe_path(get_target("executorch")).read_text()
-                      .replace("qat_steps = 0", "qat_steps = 8").replace("qat_clips = 2048", "qat_clips = 8"))
-    result = export_model("560m", "executorch", tmp_path / "out", checkpoint=trained_checkpoint, precision="int8",
-                          calibration="synthetic", recipe_path=recipe)
+def test_a_fine_tuned_export_records_its_fine_tuning_and_passes_the_gate(trained_export) -> None:
+    result = trained_export("executorch-int8-qat")  # --set quantization.qat_steps=8 --set quantization.qat_clips=8
     qat = result.manifest["export"]["quantization"]["qat"]
     assert qat["steps"] == 8 and qat["clips"] == 8 and qat["source"] == "synthetic" and len(qat["sha256"]) == 64
     assert qat["learning_rate"] == 3e-6 and np.isfinite([qat["mse_before"], qat["mse_after"]]).all()
