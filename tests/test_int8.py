@@ -180,6 +180,8 @@ def test_onnx_int8_from_the_trained_fixture_passes_the_int8_gate(onnx_int8, trai
     assert q["fp32_module_weights"] == "int8" and q["weight_only_int8"] == 65  # and the classifier's
     # the classifier reads the head's fp32 h-swish (a Mul), so it counts as weight-only too
     assert q["by_op"]["MatMul"]["weight_only"] == 48 and q["by_op"]["Gemm"]["weight_only"] == 17
+    # the int32 biases' all-zero zero points are left out (tests/test_onnx_bias_zero_points.py)
+    assert q["bias_zero_points_dropped"] == 128
     assert q["layer_errors"]["method"].startswith("onnxruntime qdq_loss_debug")
     # the recipe's banded_depthwise = false: the depthwise convs stay native Conv3d (QLinearConv), compact weights
     assert q["banded_depthwise"] is False

@@ -18,6 +18,8 @@ With ``fp32_outputs`` the nodes that compute the graph's outputs (the classifier
 reshape after it) stay fp32 too, their weights int8 in the same weight-only form: quantizing the
 logits to a u8 grid of (max - min) / 255 erased most of their clip-to-clip differences (the CI
 fixture: centered SQNR 12.2 dB with it, 17.5 dB without; docs/int8.md).
+
+Last, the int32 biases' all-zero zero points are dropped (:mod:`.onnx_bias_zero_points`): 1.6% of the file.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..export.targets import INPUT_NAME
+from .onnx_bias_zero_points import drop_bias_zero_points
 from .onnx_modules import COMPUTE_OP_TYPES, kept_module, node_modules
 from .onnx_weight_only import quantize_kept_weights
 
@@ -117,7 +120,7 @@ def quantize_onnx(fp32_path: Path, out_path: Path, clips: Sequence[np.ndarray], 
 
     The summary: ``{"scheme", "per_channel", "reduce_range", "activations", "weights",
     "calibration_method", "fp32_nodes": {reason: count}, "fp32_module_weights", "weight_only_int8",
-    "compute_nodes": {"int8", "weight_only", "fp32"}, "by_op": {op: {"int8", "weight_only", "fp32"}}}``.
+    "bias_zero_points_dropped" (:mod:`.onnx_bias_zero_points`), "compute_nodes": {"int8", "weight_only", "fp32"}, "by_op": {op: {"int8", "weight_only", "fp32"}}}``.
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -140,12 +143,15 @@ def quantize_onnx(fp32_path: Path, out_path: Path, clips: Sequence[np.ndarray], 
     if options["fp32_module_weights"] == "int8":
         weighted = [name for name, reason in keep.items() if reason.startswith("inside ") or reason == OUTPUT_REASON]
         quantized, weight_only = quantize_kept_weights(quantized, weighted)
+    quantized, zero_points_dropped = drop_bias_zero_points(quantized)
+    if weight_only or zero_points_dropped:
         onnx.save_model(quantized, str(out_path))  # the staged file: published by the pipeline
     return {"scheme": "onnxruntime QDQ (quantize_static)", "per_channel": options["per_channel"],
             "reduce_range": options["reduce_range"], "activations": options["activations"],
             "weights": options["weights"], "calibration_method": options["calibration_method"],
             "fp32_nodes": dict(Counter(reason.split(" (")[0] for reason in keep.values()).most_common()),
             "fp32_module_weights": options["fp32_module_weights"], "weight_only_int8": weight_only,
+            "bias_zero_points_dropped": zero_points_dropped,
             **compute_precision(quantized)}
 
 
