@@ -128,14 +128,10 @@ def trained_export(request: pytest.FixtureRequest, trained_checkpoint, tmp_path_
     """``trained_export(name)``: the trained checkpoint's :data:`TRAINED_EXPORTS` export ``name`` (``ExportResult``).
 
     Each is made once per session. At the first request, every export whose test module is collected
-    (and ``name``) is made, two at a time in worker processes, as ``vmf-export --jobs`` makes them.
+    (and ``name``) is made by ``run_exports``, two at a time in worker processes, as ``vmf-export --jobs`` makes them.
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     from vmf_deploy.export.errors import ExportError
-    from vmf_deploy.export.parallel import default_jobs, passive_openmp_waits
-    from vmf_deploy.export.pipeline import export_model
+    from vmf_deploy.export.parallel import default_jobs, run_exports
 
     out_dir = tmp_path_factory.mktemp("trained-exports")
     collected = {item.path.name for item in request.session.items}
@@ -145,19 +141,16 @@ def trained_export(request: pytest.FixtureRequest, trained_checkpoint, tmp_path_
         if name not in done:
             names = [n for n, (modules, *_) in TRAINED_EXPORTS.items()
                      if n not in done and (n == name or not collected.isdisjoint(modules))]
-            with passive_openmp_waits(), ProcessPoolExecutor(default_jobs(len(names)), max_tasks_per_child=1,
-                                                             mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {}
-                for n in names:
-                    _, target, precision, overrides = TRAINED_EXPORTS[n]
-                    futures[n] = pool.submit(export_model, "560m", target, out_dir / n, checkpoint=trained_checkpoint,
-                                             precision=precision, recipe_overrides=overrides,
-                                             calibration="synthetic" if precision == "int8" else None)
-                for n, future in futures.items():
-                    try:
-                        done[n] = future.result()
-                    except ExportError as e:
-                        done[n] = e
+            cells, cell_options = [], []
+            for n in names:
+                _, target, precision, overrides = TRAINED_EXPORTS[n]
+                cells.append(("560m", target))
+                cell_options.append({"out_dir": out_dir / n, "precision": precision, "recipe_overrides": overrides,
+                                     "calibration": "synthetic" if precision == "int8" else None})
+            outcomes = run_exports(cells, {"checkpoint": trained_checkpoint}, jobs=default_jobs(len(cells)),
+                                   processes=True, cell_options=cell_options)
+            for n, outcome in zip(names, outcomes, strict=True):
+                done[n] = outcome.result if outcome.result is not None else ExportError(outcome.error)
         if isinstance(done[name], ExportError):
             raise done[name]
         return done[name]

@@ -15,7 +15,7 @@ import os
 import queue
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -120,40 +120,47 @@ def _worker_run(cell: Cell, options: dict) -> ExportOutcome:
 
 
 def run_exports(cells: list[Cell], options: dict, jobs: int, on_step: StepEvent | None = None,
-                processes: bool | None = None) -> list[ExportOutcome]:
+                processes: bool | None = None, cell_options: Sequence[dict] | None = None) -> list[ExportOutcome]:
     """Export every cell with ``export_model(variant, target, **options)``; ``jobs`` at a time.
 
     Args:
-        cells: the ``(variant, target)`` exports, in the order results are returned.
+        cells: the ``(variant, target)`` exports, in the order results are returned. A cell may
+            appear more than once, with different ``cell_options``.
         options: keyword arguments of :func:`export_model` shared by all (``out_dir``, ``frames``, ...).
         jobs: exports at once; above 1 they run in worker processes.
         on_step: called in this process for every step start and end of every export.
         processes: force worker processes (True, even for one job: each export then has its own
             process and memory peak) or this process (False); default: processes when ``jobs > 1``.
+        cell_options: one dict per cell, laid over ``options`` for that export (its own ``out_dir``,
+            ``precision``, ``recipe_overrides``, ...).
     """
+    if cell_options is not None and len(cell_options) != len(cells):
+        raise ValueError(f"cell_options has {len(cell_options)} entries for {len(cells)} cells")
+    per_cell = [{**options, **extra} for extra in (cell_options or [{}] * len(cells))]
     if not (processes if processes is not None else jobs > 1 and len(cells) > 1):
-        return [_run_one(cell, options, on_step) for cell in cells]
+        return [_run_one(cell, opts, on_step) for cell, opts in zip(cells, per_cell, strict=True)]
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
-    outcomes: dict[Cell, ExportOutcome] = {}
+    outcomes: dict[int, ExportOutcome] = {}
     with passive_openmp_waits(), ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context,
                                                      initializer=_worker_init, initargs=(events,),
                                                      max_tasks_per_child=1) as pool:
-        longest_first = sorted(cells, key=lambda cell: not getattr(TARGETS.get(cell[1]), "slow", False))
-        pending: dict[Future, Cell] = {pool.submit(_worker_run, cell, options): cell for cell in longest_first}
+        longest_first = sorted(range(len(cells)), key=lambda i: not getattr(TARGETS.get(cells[i][1]), "slow", False))
+        pending: dict[Future, int] = {pool.submit(_worker_run, cells[i], per_cell[i]): i for i in longest_first}
         while pending:
             done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             _drain(events, on_step)
             for future in done:
-                cell = pending.pop(future)
+                index = pending.pop(future)
                 try:
-                    outcomes[cell] = future.result()
+                    outcomes[index] = future.result()
                 except BrokenProcessPool:
-                    outcomes[cell] = ExportOutcome(cell, None, f"the process exporting {cell[0]} to {cell[1]} died "
-                                                   "(killed, most likely out of memory): rerun with --jobs 1",
-                                                   0.0, 0.0)
+                    variant, target = cells[index]
+                    outcomes[index] = ExportOutcome(cells[index], None, f"the process exporting {variant} to {target} "
+                                                    "died (killed, most likely out of memory): rerun with --jobs 1",
+                                                    0.0, 0.0)
         _drain(events, on_step)
-    return [outcomes[cell] for cell in cells]
+    return [outcomes[i] for i in range(len(cells))]
 
 
 def _drain(events: Any, on_step: StepEvent | None) -> None:
