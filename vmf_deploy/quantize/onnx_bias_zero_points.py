@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 
-def is_zero_bias_point(node: Any) -> bool:
+def has_all_zero_bias_zero_point(node: Any) -> bool:
     """True when ``node`` (an ``onnx_ir`` node) dequantizes a constant int32 tensor with an all-zero zero point."""
     if node.op_type != "DequantizeLinear" or node.domain != "" or len(node.inputs) < 3:
         return False
@@ -40,7 +40,7 @@ def drop_bias_zero_points(proto: Any) -> tuple[Any, int]:
     graph = model.graph
     dropped = 0
     for node in graph:
-        if is_zero_bias_point(node):
+        if has_all_zero_bias_zero_point(node):
             zero_point = node.inputs[2]
             node.resize_inputs(2)
             if not zero_point.uses() and zero_point.is_initializer():
