@@ -10,32 +10,25 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+from vmf_deploy.export.targets import INPUT_NAME
 from vmf_deploy.quantize.onnx_bias_zero_points import drop_bias_zero_points
+from vmf_deploy.quantize.onnx_qdq import ClipReader
 
 
 def _fp32_model(rng: np.random.Generator) -> onnx.ModelProto:
-    """x (1, 8, 6, 6) → Conv (bias) → Relu → Flatten → Gemm (bias) → logits."""
+    """The clip (1, 8, 6, 6) → Conv (bias) → Relu → Flatten → Gemm (bias) → logits."""
     def init(name: str, shape: tuple[int, ...]) -> onnx.TensorProto:
         return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.2, name)
 
-    nodes = [helper.make_node("Conv", ["x", "w_conv", "b_conv"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+    nodes = [helper.make_node("Conv", [INPUT_NAME, "w_conv", "b_conv"], ["c"], name="conv", pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c"], ["r"], name="relu"),
              helper.make_node("Flatten", ["r"], ["f"], name="flatten"),
              helper.make_node("Gemm", ["f", "w_fc", "b_fc"], ["logits"], name="fc", transB=1)]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 6, 6])],
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [1, 8, 6, 6])],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
                               [init("w_conv", (16, 8, 3, 3)), init("b_conv", (16,)), init("w_fc", (10, 576)),
                                init("b_fc", (10,))])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-
-
-class _Clips:
-    def __init__(self, clips: list[np.ndarray]) -> None:
-        self._clips = iter(clips)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        clip = next(self._clips, None)
-        return None if clip is None else {"x": clip}
 
 
 def _quantized(tmp_path: Path) -> onnx.ModelProto:
@@ -45,7 +38,7 @@ def _quantized(tmp_path: Path) -> onnx.ModelProto:
     rng = np.random.default_rng(0)
     onnx.save(_fp32_model(rng), tmp_path / "fp32.onnx")
     clips = [rng.standard_normal((1, 8, 6, 6)).astype(np.float32) for _ in range(8)]
-    quantize_static(str(tmp_path / "fp32.onnx"), str(tmp_path / "int8.onnx"), _Clips(clips),
+    quantize_static(str(tmp_path / "fp32.onnx"), str(tmp_path / "int8.onnx"), ClipReader(clips),
                     quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return onnx.load(tmp_path / "int8.onnx")
@@ -83,7 +76,7 @@ def test_bias_zero_points_are_dropped_and_onnxruntime_runs_the_same_int8_kernels
     after, ops_after = _optimized(out, tmp_path / "after.onnx")
     assert ops_after == ops_before and ops_before["QLinearConv"] == 1 and ops_before["QGemm"] == 1
     x = np.random.default_rng(1).standard_normal((1, 8, 6, 6)).astype(np.float32)
-    np.testing.assert_array_equal(after.run(None, {"x": x})[0], before.run(None, {"x": x})[0])
+    np.testing.assert_array_equal(after.run(None, {INPUT_NAME: x})[0], before.run(None, {INPUT_NAME: x})[0])
 
 
 def test_a_nonzero_or_absent_zero_point_is_left_alone(tmp_path: Path) -> None:
