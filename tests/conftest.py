@@ -120,7 +120,7 @@ TRAINED_EXPORTS = {
               "test_val.py"), "onnx", "fp32", ()),
 }
 """The trained fixture's exports (560m; int8 calibrated on 64 synthetic clips), by name: (the test modules that read
-it, target, precision, ``--set`` overrides). The longest first."""
+it, target, precision, ``--set`` overrides). ``run_exports`` starts the ExecuTorch ones (its slow target) first."""
 
 
 @pytest.fixture(scope="session")
