@@ -67,8 +67,10 @@ def test_overrides_change_a_copy_and_the_recipe_validates_the_result() -> None:
 
 @pytest.mark.parametrize("target, override, message", [
     ("executorch", "quantization.qat_steps=-1", "[quantization].qat_steps must be an integer"),
-    ("executorch", "quantization.qat_step=8", "[quantization.qat_step] is not a known key (known: "),
+    ("executorch", "quantization.qat_step=8", "[quantization].qat_step is not a known key (known: "),
     ("executorch", "executorch.partitioner=7", "[executorch].partitioner must be"),
+    ("onnx", "onnx.simplfy=true", "[onnx].simplfy is not a known key (known: opset, "),
+    ("onnx", "onnx.opset=12", "[onnx].opset must be an integer"),
     ("onnx", "parity.tolerance.int8.min_top1_agreement=1.5", "min_top1_agreement must be"),
 ])
 def test_an_invalid_override_is_refused_naming_the_set_that_caused_it(target: str, override: str,

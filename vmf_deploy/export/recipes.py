@@ -289,15 +289,7 @@ def validate_recipe(data: dict[str, Any], target: Target, path: Path, overrides:
         raise bad(f"[{target.name}]", "must be a table")
     spec = TARGET_KEYS.get(target.name)  # None: the target's lowering validates its own table
     if spec is not None:
-        for key, value in options.items():
-            if key not in spec:
-                raise bad(f"[{target.name}].{key}", f"is not a known key (known: {', '.join(spec)})")
-            check, expected = spec[key]
-            if not check(value):
-                raise bad(f"[{target.name}].{key}", f"must be {expected}, got {value!r}")
-        missing = sorted(set(spec) - set(options))
-        if missing:
-            raise bad(f"[{target.name}]", f"lacks {missing}")
+        _check_table(options, spec, f"[{target.name}]", bad)
 
     parity = data.get("parity")
     if not isinstance(parity, dict):
@@ -363,7 +355,7 @@ def _check_table(table: Any, spec: dict[str, tuple[Check, str]] | None, name: st
         raise bad(name, "must be a table")
     for key, value in table.items():
         if key not in spec:
-            raise bad(f"{name[:-1]}.{key}]", f"is not a known key (known: {', '.join(spec)})")
+            raise bad(f"{name}.{key}", f"is not a known key (known: {', '.join(spec)})")
         check, expected = spec[key]
         if not check(value):
             raise bad(f"{name}.{key}", f"must be {expected}, got {value!r}")
