@@ -11,7 +11,6 @@ against the manifest before loading, so a tampered ``.pte`` is refused here too.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -22,12 +21,7 @@ import numpy as np
 from ..manifest import ManifestError, manifest_path, read_manifest
 from ..native_build import vmf_run_path
 from .base import BackendUnavailable, Runner, RunnerError
-
-def _fast_tmp_dir() -> str | None:
-    """A RAM-backed folder for the per-clip tensor files (``/dev/shm`` on Linux), else the default temp dir."""
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
-
+from .line_server import fast_tmp_dir, request, stop_server
 
 BUILD_HINT = "python -m vmf_deploy.native_build (cmake -S runtimes -B runtimes/build ...; see docs/runtime.md)"
 
@@ -68,7 +62,7 @@ class ExecuTorchNativeRunner(Runner):
             raise RunnerError(f"{e} (the native runtime reads the preprocessing, shapes and hash from it)") from None
         self.input_shape = tuple(manifest["input"]["shape"])
         self.output_shape = tuple(manifest["output"]["shape"])
-        self.workdir = Path(tempfile.mkdtemp(prefix="vmf-native-", dir=_fast_tmp_dir()))
+        self.workdir = Path(tempfile.mkdtemp(prefix="vmf-native-", dir=fast_tmp_dir()))
         self.stderr_path = self.workdir / "stderr.log"
         cmd = [*self.launcher(), str(artifact), "--manifest", str(manifest_path(artifact)), "--serve"]
         if self.threads:
@@ -113,9 +107,7 @@ class ExecuTorchNativeRunner(Runner):
                               "re-export with matching --frames / resolution or feed clips of that shape")
         src, dst = self.workdir / "input.raw", self.workdir / "logits.raw"
         clip.tofile(src)
-        self.process.stdin.write(f"run {src} {dst}\n")
-        self.process.stdin.flush()
-        reply = self.process.stdout.readline().strip()
+        reply = request(self.process, f"run {src} {dst}")
         if reply.startswith("error "):
             raise RunnerError(f"the native runtime failed: {reply[6:]}")
         if not reply.startswith("ok "):
@@ -126,19 +118,7 @@ class ExecuTorchNativeRunner(Runner):
     def close(self) -> None:
         """Stop ``vmf_run`` and remove the temp folder."""
         if self.process is not None:
-            if self.process.poll() is None:
-                try:
-                    self.process.stdin.write("quit\n")
-                    self.process.stdin.flush()
-                    self.process.wait(timeout=10)
-                except (BrokenPipeError, subprocess.TimeoutExpired):
-                    self.process.kill()
-                    self.process.wait()
-            for pipe in (self.process.stdin, self.process.stdout):
-                try:
-                    pipe.close()
-                except BrokenPipeError:
-                    pass
+            stop_server(self.process, timeout=10)
             self.process = None
         if getattr(self, "workdir", None) is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -29,7 +29,7 @@ from ..arm64.qemu import cpu_view, missing_qemu_message, qemu_binary, qemu_cpu
 from ..arm64.userland import default_root, python_path, userland_problem
 from ..manifest import ManifestError, manifest_path, read_manifest, verify_artifact
 from .base import BackendUnavailable, Runner, RunnerError
-from .executorch_native import _fast_tmp_dir
+from .line_server import fast_tmp_dir, request, stop_server
 
 SERVER = Path(__file__).resolve().parents[1] / "arm64" / "ort_server.py"
 BUILD_HINT = "build it with python -m vmf_deploy.arm64.userland (about 2 min, as root; docs/runtime.md)"
@@ -90,7 +90,7 @@ class OnnxRuntimeARM64Runner(Runner):
             except ManifestError as e:
                 raise RunnerError(str(e)) from None
             self.input_shape = tuple(manifest["input"]["shape"])
-        self.workdir = Path(tempfile.mkdtemp(prefix="vmf-ort-arm64-", dir=_fast_tmp_dir()))
+        self.workdir = Path(tempfile.mkdtemp(prefix="vmf-ort-arm64-", dir=fast_tmp_dir()))
         prefix = cpu_view(self.userland, self.cpu, self.workdir / "root")
         self.stderr_path = self.workdir / "stderr.log"
         cmd = [str(qemu), str(python_path(self.userland)), "-I", str(SERVER), str(artifact)]
@@ -128,9 +128,7 @@ class OnnxRuntimeARM64Runner(Runner):
                               "re-export with matching --frames / resolution or feed clips of that shape")
         src, dst = self.workdir / "input.raw", self.workdir / "logits.raw"
         clip.tofile(src)
-        self.process.stdin.write(f"run {src} {dst} {'x'.join(map(str, clip.shape))}\n")
-        self.process.stdin.flush()
-        reply = self.process.stdout.readline().strip()
+        reply = request(self.process, f"run {src} {dst} {'x'.join(map(str, clip.shape))}")
         if reply.startswith("error "):
             raise RunnerError(f"onnxruntime (aarch64) failed: {reply[6:]}")
         if not reply.startswith("ok "):
@@ -141,19 +139,7 @@ class OnnxRuntimeARM64Runner(Runner):
     def close(self) -> None:
         """Stop the server and remove the temp folder."""
         if self.process is not None:
-            if self.process.poll() is None:
-                try:
-                    self.process.stdin.write("quit\n")
-                    self.process.stdin.flush()
-                    self.process.wait(timeout=30)
-                except (BrokenPipeError, subprocess.TimeoutExpired):
-                    self.process.kill()
-                    self.process.wait()
-            for pipe in (self.process.stdin, self.process.stdout):
-                try:
-                    pipe.close()
-                except BrokenPipeError:
-                    pass
+            stop_server(self.process, timeout=30)
             self.process = None
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
