@@ -390,6 +390,21 @@ def test_numerics_aligns_onnx_blocks_with_pytorch(onnx_int8, trained_export, tmp
     assert json.loads((tmp_path / "r.json").read_text())["blocks"][-1]["block"] == "logits"
 
 
+def test_numerics_rebuilds_the_int8_executorch_program_it_diffs(executorch_int8, tmp_path: Path,
+                                                                 capfd: pytest.CaptureFixture) -> None:
+    """The tapped rebuild is the artifact's own program: its logits are the .pte's, bit for bit (the 200 dB cap)."""
+    from vmf_deploy.numerics.cli import main
+
+    assert main([str(executorch_int8.artifact), "--json", str(tmp_path / "r.json")]) == 0
+    printed = capfd.readouterr()
+    assert "blocks.7" in printed.out and "cpuinfo" not in printed.out + printed.err  # the runtime's probe: in the log
+    report = json.loads((tmp_path / "r.json").read_text())
+    side = report["artifacts"][0]
+    assert side["precision"] == "int8" and side["tapped_logits_db"] >= 150
+    assert [row["block"] for row in report["blocks"]] == ["stem"] + [f"blocks.{i}" for i in range(8)] + ["logits"]
+    assert all(5 < row["sqnr_db_0"] < 60 for row in report["blocks"])  # int8 noise, the stem's output included
+
+
 @pytest.mark.slow
 def test_numerics_rebuilds_an_executorch_program_with_its_blocks(trained_checkpoint: Path, trained_export) -> None:
     from vmf_deploy.numerics.cli import compare

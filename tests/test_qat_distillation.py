@@ -83,6 +83,38 @@ def test_the_float_model_and_the_calibrated_ranges_are_left_alone(model: torch.n
     assert input_scale(tuned) == pytest.approx(input_scale(calibrated))
 
 
+class TappedConvHead(torch.nn.Module):
+    """ConvHead returning its second conv's output too, as vmf_deploy.numerics rebuilds a program with its taps."""
+
+    def __init__(self, head: ConvHead) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tapped = torch.relu(self.head.conv2(torch.relu(self.head.conv1(x))))
+        return self.head.fc(tapped.mean((2, 3))), tapped
+
+
+@pytest.mark.parametrize("steps", [0, 32])
+def test_a_program_with_taps_quantizes_and_fine_tunes_as_the_program_without(model: torch.nn.Module,
+                                                                             steps: int) -> None:
+    """Only the logits count: fp32_outputs keeps just their producer fp32, and the fine-tuning's loss is theirs."""
+    options = {**_options(steps), "fp32_outputs": True}
+    calibration, tuning = _clips(16, 0), _clips(32, 1) if steps else ()
+    example = torch.from_numpy(calibration[0])
+    programs = []
+    for module, model_outputs in ((model, None), (TappedConvHead(model).eval(), 1)):
+        exported = torch.export.export(module, (example,), strict=False)
+        program, _ = quantize_exported(exported, example, calibration, options, {}, 0, qat_clips=tuning,
+                                       model_outputs=model_outputs)
+        programs.append(program.module())
+    held_out = torch.from_numpy(_clips(1, 2)[0])
+    with torch.no_grad():
+        plain, (tapped_logits, tapped) = programs[0](held_out), programs[1](held_out)
+    assert torch.allclose(plain, tapped_logits, rtol=0, atol=1e-6)
+    assert tapped.shape == (1, 16, 12, 12)
+
+
 def test_fine_tuning_without_clips_is_refused(model: torch.nn.Module) -> None:
     example = torch.from_numpy(_clips(1, 0)[0])
     exported = torch.export.export(model, (example,), strict=False)

@@ -5,16 +5,17 @@ see, so the ``.pte`` itself cannot be tapped. Instead the program is rebuilt the
 says it was made (model source, frames, recipe, precision and, for int8, the same calibration
 clips: the same quantization ranges; with ``qat_steps``, the same fine-tuning clips and seed: the
 same weights), with :class:`~vmf_deploy.numerics.taps.TappedModel` around the 4D frames model,
-and run in ExecuTorch's runtime. Extra outputs can change how XNNPACK fuses
-the ops at block boundaries, so a tapped program's logits are compared with the artifact's own
-logits too (``tapped_logits_db`` in the report). Known failure: the tapped *int8* 560m program
-is refused by XNNPACK at load ("Failed to create StaticConstantPad node ... invalid_parameter",
-2026-12-03), which the tool reports as an error; int8 ``.pte`` files are diffed through the
-manifest's ``layer_errors`` (torchao's simulation) or their ONNX twin until that is solved.
+and run in ExecuTorch's runtime. A rebuild that is not the artifact's program would show
+wrong numbers, so the tapped program's logits are compared with the artifact's own
+(``tapped_logits_db`` in the report): fp32 and int8 ``.pte`` files of the trained 560m are
+rebuilt bit for bit (the cap, 200 dB). For int8 that takes the export's channel equalization,
+its ``fp32_modules`` found under the wrapper's module paths, and ``fp32_outputs`` applied to the
+logits alone (the block outputs stay as the artifact computes them).
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +45,19 @@ def rebuild_tapped(manifest: dict, model: torch.nn.Module, work_dir: Path) -> tu
         clips = load_calibration(calibration["source"], spec, calibration["clips"])
         qat = quantization.get("qat")
         qat_clips = load_calibration(qat["source"], spec, qat["clips"]).clips if qat else ()
-        classes = {name: type(m).__name__ for name, m in model.named_modules()}
+        # the program traces TappedModel, which holds the frames model as ``model``: every module path gains that
+        # prefix, and fp32_modules are found by path
+        classes = {".".join(filter(None, ("model", name))): type(m).__name__ for name, m in model.named_modules()}
+        strength = quantization["recipe"].get("equalize_channels", 0)  # manifests older than the key: none
+        if strength:
+            from ..quantize.channel_equalization import equalize_channels
+
+            model = copy.deepcopy(model)  # the caller's model is the fp32 reference
+            equalize_channels(model, clips.clips, strength)
 
         def quantize(exported, example):  # noqa: ANN001, ANN202 - executorch_export.Quantize
             return quantize_exported(exported, example, clips.clips, quantization["recipe"], classes, diff_clips=0,
-                                     qat_clips=qat_clips)[0]
+                                     qat_clips=qat_clips, model_outputs=1)[0]  # the logits, not the taps
 
     program = executorch_export.lower_to_executorch(model, torch.zeros(shape), recipe, quantize=quantize,
                                                      wrap=lambda frames: TappedModel(frames, names))

@@ -63,10 +63,16 @@ def own_parameters(model: torch.fx.GraphModule) -> torch.fx.GraphModule:
     return copy.deepcopy(model)
 
 
+def logits(output: torch.Tensor | tuple | list) -> torch.Tensor:
+    """A program's logits: its output, or its first output when it returns more (a program rebuilt with
+    its block outputs by :mod:`vmf_deploy.numerics`)."""
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
 def mean_squared_error(student: torch.nn.Module, clips: Sequence[np.ndarray], targets: Sequence[torch.Tensor]) -> float:
     """Mean over ``clips`` of the squared error of ``student``'s logits against ``targets``."""
     with torch.no_grad():
-        return float(np.mean([torch.nn.functional.mse_loss(student(clip_tensor(c)), t).item()
+        return float(np.mean([torch.nn.functional.mse_loss(logits(student(clip_tensor(c))), t).item()
                               for c, t in zip(clips, targets, strict=True)]))
 
 
@@ -82,7 +88,7 @@ def distill(prepared: torch.fx.GraphModule, teacher: torch.nn.Module, clips: Seq
         raise ValueError(f"distill needs at least one step and one clip, got {steps} steps and {len(clips)} clips")
     start = time.perf_counter()
     with torch.no_grad():
-        targets = [teacher(clip_tensor(c)) for c in clips]
+        targets = [logits(teacher(clip_tensor(c))) for c in clips]
     probe = slice(0, PROBE_CLIPS)
     before = mean_squared_error(prepared, clips[probe], targets[probe])
     weights = [p for p in prepared.parameters() if p.is_floating_point()]
@@ -93,7 +99,7 @@ def distill(prepared: torch.fx.GraphModule, teacher: torch.nn.Module, clips: Seq
     order = np.concatenate([rng.permutation(len(clips)) for _ in range(-(-steps // len(clips)))])[:steps]
     with torch.enable_grad():
         for index in order:
-            loss = torch.nn.functional.mse_loss(prepared(clip_tensor(clips[index])), targets[index])
+            loss = torch.nn.functional.mse_loss(logits(prepared(clip_tensor(clips[index]))), targets[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -266,7 +266,7 @@ def dynamic_quantizer(selected: Callable[[torch.fx.Node], bool]) -> Any:
 
 def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.ndarray], options: dict,
                       classes: dict[str, str], diff_clips: int = 2, qat_clips: Sequence[np.ndarray] = (),
-                      qat_record: dict | None = None) -> tuple[Any, list[LayerError]]:
+                      qat_record: dict | None = None, model_outputs: int | None = None) -> tuple[Any, list[LayerError]]:
     """PT2E-quantize an ``ExportedProgram`` of the frames model: the re-exported quantized program and its layer diff.
 
     ``classes`` maps the reference model's module paths to class names: the frames rewrite keeps
@@ -274,7 +274,9 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
     runs on the first ``diff_clips`` calibration clips (0: none). With the recipe's ``qat_steps``,
     the program is fake-quantized instead, calibrated on ``clips``, and its weights fine-tuned on
     ``qat_clips`` to give the float program's logits (:func:`~vmf_deploy.quantize.distillation.distill`)
-    before it is converted; what the fine-tuning did goes into ``qat_record``.
+    before it is converted; what the fine-tuning did goes into ``qat_record``. ``model_outputs``: how many of
+    the program's outputs are the model's (None: all); ``fp32_outputs`` keeps only those fp32, not the block
+    outputs :mod:`vmf_deploy.numerics` adds to a rebuilt program.
     """
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_module_name_filter
     from torchao.quantization.pt2e import generate_numeric_debug_handle
@@ -296,7 +298,8 @@ def quantize_exported(exported: Any, example: torch.Tensor, clips: Sequence[np.n
     generate_numeric_debug_handle(exported)
     reference = exported.module()
     model = distillation.own_parameters(exported.module()) if qat_steps else exported.module()
-    outputs = set(output_nodes(model.graph)) if options.get("fp32_outputs", False) else set()  # older manifests lack it
+    # manifests older than the key lack it
+    outputs = set(output_nodes(model.graph, model_outputs)) if options.get("fp32_outputs", False) else set()
     applied = applied_dyrelu_nodes(model.graph, options, classes)
     kept_ops = set(fp32_op_type_nodes(model.graph, options, classes))
 
@@ -340,12 +343,14 @@ def _aten_op(node: torch.fx.Node) -> str:
     return ".".join(str(node.target).split(".")[:2])
 
 
-def output_nodes(graph: torch.fx.Graph) -> list[str]:
-    """Names of the nodes that compute ``graph``'s outputs: each output's producer, walked back
-    through :data:`VIEW_OPS` to the first node that computes, that one included."""
+def output_nodes(graph: torch.fx.Graph, first: int | None = None) -> list[str]:
+    """Names of the nodes that compute ``graph``'s outputs (only the ``first`` ones, if given): each output's
+    producer, walked back through :data:`VIEW_OPS` to the first node that computes, that one included."""
     names: list[str] = []
     for output in graph.find_nodes(op="output"):
-        for node in output.all_input_nodes:
+        produced: list[torch.fx.Node] = []
+        torch.fx.node.map_arg(output.args[0], produced.append)  # every output, in order
+        for node in produced[:first]:
             while node.op == "call_function" and node.name not in names:
                 names.append(node.name)
                 if _aten_op(node) not in VIEW_OPS or not node.all_input_nodes:
