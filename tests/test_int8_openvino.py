@@ -110,6 +110,23 @@ def test_openvino_fp16_weights_pass_their_gate(trained_checkpoint: Path, tmp_pat
                if op.get_type_name() == "Constant" and op.get_output_element_type(0).get_type_name() == "f16"]
     assert weights
 
+    from vmf_deploy.numerics.cli import compare
+
+    report = compare(result.artifact, None)  # the fp16 IR block by block
+    assert [row["block"] for row in report["blocks"]] == ["stem"] + [f"blocks.{i}" for i in range(8)] + ["logits"]
+    assert report["artifacts"][0]["precision"] == "fp16"
+    assert all(45 < row["sqnr_db_0"] < 100 for row in report["blocks"])  # fp16 weights: found, and not fp32
+
+
+def test_numerics_aligns_the_int8_ir_blocks_with_pytorch(openvino_int8, tmp_path: Path) -> None:
+    from vmf_deploy.numerics.cli import compare
+
+    report = compare(openvino_int8.artifact, None)
+    assert [row["block"] for row in report["blocks"]] == ["stem"] + [f"blocks.{i}" for i in range(8)] + ["logits"]
+    assert report["artifacts"][0]["precision"] == "int8"
+    assert all(5 < row["sqnr_db_0"] < 60 for row in report["blocks"])  # int8 noise, block by block
+    assert report["blocks"][1]["sqnr_db_0"] > report["blocks"][-2]["sqnr_db_0"]  # it accumulates
+
 
 def test_openvino_quantization_table_is_validated(tmp_path: Path) -> None:
     assert_edits_refused("openvino", [

@@ -8,7 +8,6 @@ Without --checkpoint the deterministic seeded init (seed 0) is exported.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -179,9 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         return error(f"--jobs must be a positive integer, got {args.jobs}")
     if args.verbose:
         return _run(args, variants, targets, sys.stdout, sys.stderr)
-    from vmf_deploy.cli.quiet import count_lines, third_party_output_to
+    from vmf_deploy.cli.quiet import count_lines, temp_log_path, third_party_output_to
 
-    log = _log_path()
+    log = temp_log_path("vmf-export")  # moved into the output directory at the end
     with third_party_output_to(log) as (out, err_stream):
         code = _run(args, variants, targets, out, err_stream)
     kept = _keep_log(log, args.out)
@@ -190,15 +189,6 @@ def main(argv: list[str] | None = None) -> int:
             f"the libraries' own output ({count_lines(kept)} lines) is in {kept}; --verbose shows it here",
             markup=False)
     return code
-
-
-def _log_path() -> Path:
-    """A fresh temp file for the third-party output (moved into the output directory at the end)."""
-    import tempfile
-
-    fd, name = tempfile.mkstemp(prefix="vmf-export-", suffix=".log")
-    os.close(fd)
-    return Path(name)
 
 
 def _keep_log(log: Path, out_dir: Path) -> Path | None:

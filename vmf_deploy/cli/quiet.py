@@ -65,6 +65,15 @@ def third_party_output_to(log_path: Path) -> Iterator[tuple[TextIO, TextIO]]:
             err.close()
 
 
+def temp_log_path(command: str) -> Path:
+    """A fresh, empty temp file for ``command``'s third-party output (``vmf-export-XXXX.log``)."""
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix=f"{command}-", suffix=".log")
+    os.close(fd)
+    return Path(name)
+
+
 def count_lines(path: Path) -> int:
     """Non-blank lines in ``path`` (0 when it does not exist)."""
     try:

@@ -3,10 +3,10 @@
 Every side runs the same clip (a labelled clip of the synthetic dataset's gate split at the
 artifact's input shape, or ``--noise``): PyTorch fp32 (the model the manifest names), ARTIFACT
 and optionally OTHER. The output of the stem, of every block and the logits are compared:
-SQNR against PyTorch for each artifact, and between the two artifacts. ``.onnx`` artifacts are
-tapped as they are (:mod:`.onnx_taps`); ``.pte`` ones are rebuilt with their block outputs as
-program outputs (:mod:`.executorch_taps`, a minute or more). ONNX: fp32 and int8; ``.pte``: fp32
-(XNNPACK refuses the rebuilt int8 560m program at load, reported as an error).
+SQNR against PyTorch for each artifact, and between the two artifacts. ``.onnx`` (fp32, int8) and
+OpenVINO ``.xml`` (fp32, fp16, int8) artifacts are tapped as they are (:mod:`.onnx_taps`,
+:mod:`.openvino_taps`); ``.pte`` ones (fp32, int8) are rebuilt with their block outputs as program
+outputs (:mod:`.executorch_taps`, a minute or more).
 
     python -m vmf_deploy.numerics artifacts/560m-16f-int8.onnx
     python -m vmf_deploy.numerics artifacts/560m-16f-int8.pte artifacts/560m-16f-int8.onnx --json diff.json
@@ -15,6 +15,7 @@ program outputs (:mod:`.executorch_taps`, a minute or more). ONNX: fp32 and int8
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -28,11 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("artifact", type=Path, help="an .onnx or .pte written by vmf-export (manifest beside it)")
+    parser.add_argument("artifact", type=Path,
+                        help="an .onnx, .pte or .xml written by vmf-export (manifest beside it)")
     parser.add_argument("other", type=Path, nargs="?", help="a second artifact of the same model to align with it")
     parser.add_argument("--noise", action="store_true", help="a smooth-noise clip instead of a synthetic action clip")
     parser.add_argument("--seed", type=int, default=0, help="which clip (default 0)")
     parser.add_argument("--json", type=Path, help="write the per-block report here")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show what the libraries print (by default it goes to a temp log file)")
     return parser
 
 
@@ -45,6 +49,11 @@ def _side(path: Path, model, clip, reference: dict, work_dir: Path) -> tuple[dic
         from .onnx_taps import onnx_block_outputs
 
         outputs, tensors = onnx_block_outputs(path, clip, reference)
+        return outputs, {"tensors": tensors, "precision": manifest["artifact"]["precision"]}
+    if path.suffix == ".xml":
+        from .openvino_taps import openvino_block_outputs
+
+        outputs, tensors = openvino_block_outputs(path, clip, reference)
         return outputs, {"tensors": tensors, "precision": manifest["artifact"]["precision"]}
     if path.suffix == ".pte":
         from ..parity import compare_logits
@@ -60,7 +69,8 @@ def _side(path: Path, model, clip, reference: dict, work_dir: Path) -> tuple[dic
         same = compare_logits([own], [outputs["logits"]]).sqnr_db
         return outputs, {"rebuilt": str(tapped), "tapped_logits_db": same,
                          "precision": manifest["artifact"]["precision"]}
-    raise ValueError(f"{path}: only .onnx and .pte artifacts can be tapped here (Core ML runs only on macOS)")
+    raise ValueError(f"{path}: only .onnx, .pte and .xml (OpenVINO) artifacts can be tapped here (Core ML runs only "
+                     "on macOS)")
 
 
 def compare(artifact: Path, other: Path | None, noise: bool = False, seed: int = 0,
@@ -149,14 +159,23 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notices
     logging.getLogger("torchao").setLevel(logging.ERROR)  # import-time notices about unused CUDA kernels
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+    from ..cli.quiet import count_lines, temp_log_path, third_party_output_to
     from ..export.errors import ExportError
     from ..manifest import ManifestError
 
+    log = None if args.verbose else temp_log_path("vmf-numerics")
     try:
-        report = compare(args.artifact, args.other, args.noise, args.seed)
+        with contextlib.nullcontext() if log is None else third_party_output_to(log):
+            report = compare(args.artifact, args.other, args.noise, args.seed)
     except (ManifestError, ExportError, ValueError, FileNotFoundError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
+    finally:
+        if log is not None and not count_lines(log):
+            log.unlink(missing_ok=True)
+        elif log is not None:
+            print(f"the libraries' own output ({count_lines(log)} lines) is in {log}; --verbose shows it here",
+                  file=sys.stderr)
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

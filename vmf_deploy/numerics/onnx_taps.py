@@ -1,10 +1,9 @@
 """Block outputs of an existing ONNX artifact (fp32 or int8 QDQ), aligned with the PyTorch blocks by value.
 
 Fusion rewrites, onnxsim and the quantizer rename and reshape tensors, so a block's output is
-found by what it holds: among the graph's float tensors with as many elements as the PyTorch
-block output, after the previous block's, the one closest to it (highest SQNR). On an fp32
-artifact the chosen tensor matches to float rounding (the tool prints its name and SQNR, so a
-wrong alignment shows); on an int8 artifact it is the same tensor, quantized.
+found by what it holds (:func:`~vmf_deploy.numerics.taps.align_by_value`). On an fp32 artifact the
+chosen tensor matches to float rounding (the tool prints its SQNR, so a wrong alignment shows); on
+an int8 artifact it is the same tensor, quantized.
 """
 
 from __future__ import annotations
@@ -14,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..export.targets import INPUT_NAME
-from ..parity import snr_db
-from .taps import LOGITS
+from .taps import align_by_value
 
 
 def _float_tensors(proto) -> list[tuple[str, int]]:  # noqa: ANN001 - onnx.ModelProto
@@ -52,22 +50,4 @@ def onnx_block_outputs(path: Path, clip: np.ndarray, reference: dict[str, np.nda
     names = [o.name for o in session.get_outputs()]
     values = dict(zip(names, session.run(None, {INPUT_NAME: np.ascontiguousarray(clip, np.float32)})))
 
-    outputs, chosen, start = {}, {}, 0
-    order = [name for name, _ in candidates]
-    for block, ref in reference.items():
-        if block == LOGITS:
-            outputs[block], chosen[block] = values[proto.graph.output[0].name], proto.graph.output[0].name
-            continue
-        best, best_db, best_at = None, -np.inf, start
-        for at in range(start, len(order)):
-            value = values[order[at]]
-            if value.size != ref.size:
-                continue
-            db = snr_db(float(np.sum(ref.astype(np.float64) ** 2)),
-                        float(np.sum((value.reshape(ref.shape).astype(np.float64) - ref) ** 2)))
-            if db > best_db:
-                best, best_db, best_at = order[at], db, at
-        if best is None:
-            continue
-        outputs[block], chosen[block], start = values[best].reshape(ref.shape), best, best_at + 1
-    return outputs, chosen
+    return align_by_value(reference, [name for name, _ in candidates], values, proto.graph.output[0].name)

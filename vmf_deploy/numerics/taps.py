@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..parity import snr_db
+
 LOGITS = "logits"
 
 
@@ -69,3 +71,32 @@ def to_clip_layout(array: np.ndarray, reference_shape: tuple[int, ...]) -> np.nd
         if array.shape == (b * t, c, h, w):
             return array.reshape(b, t, c, h, w).transpose(0, 2, 1, 3, 4)
     return array.reshape(reference_shape)
+
+
+def align_by_value(reference: dict[str, np.ndarray], order: Sequence[str], values: dict[str, np.ndarray],
+                   logits: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``({block: output}, {block: tensor name})``: each block's output found among an artifact's tensors.
+
+    ``order`` names the candidate tensors in graph order, ``values`` holds them and ``logits`` names the
+    artifact's logits. A block's output is, among the candidates after the previous block's with as many
+    elements as the PyTorch block output, the one closest to it (highest SQNR); a block with no such
+    candidate is left out.
+    """
+    outputs, chosen, start = {}, {}, 0
+    for block, ref in reference.items():
+        if block == LOGITS:
+            outputs[block], chosen[block] = values[logits], logits
+            continue
+        best, best_db, best_at = None, -np.inf, start
+        for at in range(start, len(order)):
+            value = values[order[at]]
+            if value.size != ref.size:
+                continue
+            db = snr_db(float(np.sum(ref.astype(np.float64) ** 2)),
+                        float(np.sum((value.reshape(ref.shape).astype(np.float64) - ref) ** 2)))
+            if db > best_db:
+                best, best_db, best_at = order[at], db, at
+        if best is None:
+            continue
+        outputs[block], chosen[block], start = values[best].reshape(ref.shape), best, best_at + 1
+    return outputs, chosen
