@@ -118,7 +118,7 @@ def test_openvino_fp16_weights_pass_their_gate(trained_checkpoint: Path, tmp_pat
     assert all(45 < row["sqnr_db_0"] < 100 for row in report["blocks"])  # fp16 weights: found, and not fp32
 
 
-def test_numerics_aligns_the_int8_ir_blocks_with_pytorch(openvino_int8, tmp_path: Path) -> None:
+def test_numerics_aligns_the_int8_ir_blocks_with_pytorch(openvino_int8) -> None:
     from vmf_deploy.numerics.cli import compare
 
     report = compare(openvino_int8.artifact, None)
