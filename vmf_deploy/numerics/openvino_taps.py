@@ -4,8 +4,9 @@ The IR is read as it is, every float op output whose element count is a block ou
 extra model output (``Model.add_outputs``), and the model is compiled for the CPU with the compile
 options the export saved in it. The IR keeps the ONNX graph's channels-first tensors, so the blocks
 are found as in an ONNX artifact (:func:`~vmf_deploy.numerics.taps.align_by_value`). An fp16 IR holds
-fp16 weights that the CPU plugin computes with in fp32 on CPUs without native fp16; an int8 IR's
-tensors are the ones after its FakeQuantize ops.
+fp16 weights; the export saves ``INFERENCE_PRECISION_HINT = f32`` in every IR, so they are computed
+with in fp32 here as in the parity gate, bf16-capable CPUs included. An int8 IR's tensors are the
+ones after its FakeQuantize ops.
 """
 
 from __future__ import annotations
