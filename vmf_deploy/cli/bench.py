@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep exported artifacts, clips and profiler traces here (default: a temp dir)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per measurement (default 1800)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show what the libraries print while exporting (by default it goes to a temp log file)")
     args = parser.parse_args(argv)
     backends: list[str] = []
     for b in args.backend:
@@ -204,13 +206,16 @@ def main(argv: list[str] | None = None) -> int:
           f"{settings.runs} timed runs per clip", flush=True)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="vmf-bench-"))
 
-    def progress(r: dict) -> None:
-        lat = r["latency_ms"]
-        detail = f" median {lat['median']:.1f} ms" if lat else ""
-        print(f"  {r['backend']:<22} {r['variant']:<8} {r['status']}{detail}", flush=True)
+    from .quiet import libraries_quiet
 
     try:
-        results = run_matrix(args.backends, variants, settings, workdir, args.artifact, on_result=progress)
+        with libraries_quiet(PROG, args.verbose) as (out, _):
+            def progress(r: dict) -> None:
+                lat = r["latency_ms"]
+                detail = f" median {lat['median']:.1f} ms" if lat else ""
+                print(f"  {r['backend']:<22} {r['variant']:<8} {r['status']}{detail}", file=out, flush=True)
+
+            results = run_matrix(args.backends, variants, settings, workdir, args.artifact, on_result=progress)
     finally:
         if args.workdir is None and not args.profile:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import NoReturn
 
 
@@ -23,6 +22,12 @@ def resolve_variants(names: list[str]) -> list[str]:
 
 
 def fail(prog: str, message: str, code: int = 2) -> NoReturn:
-    """Print ``prog: error: message`` to stderr and exit with ``code``."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
+    """Print ``prog: error: message`` to the console's stderr and exit with ``code``.
+
+    The console's, not ``sys.stderr``: inside :func:`~vmf_deploy.cli.quiet.libraries_quiet`,
+    ``sys.stderr`` is the libraries' log.
+    """
+    from .quiet import console_streams
+
+    print(f"{prog}: error: {message}", file=console_streams()[1])
     raise SystemExit(code)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 from .common import fail
 
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "with --prefetch > 0, else latency")
     parser.add_argument("--progress", action="store_true", help="show the progress bar over the files (on stderr) "
                         "even when the output is not a terminal")
+    parser.add_argument("--verbose", action="store_true", help="show what the libraries print (by default it goes "
+                        "to a temp log file, or OUT.ray.log with --engine ray)")
     from .predict_ray import add_ray_arguments
 
     add_ray_arguments(parser)
@@ -159,18 +161,19 @@ def print_prediction(console: object, record: dict) -> None:
         console.print(f"   [yellow]note[/]: {escape(note)}")
 
 
-def progress_console(console: object, videos: list[str], forced: bool) -> object | None:
-    """Where the progress bar over the files goes: the console if it is a terminal, stderr if ``forced``, else None."""
+def progress_console(console: object, videos: list[str], forced: bool, err: TextIO) -> object | None:
+    """Where the progress bar over the files goes: the console if it is a terminal, ``err`` if ``forced``, else None."""
     from rich.console import Console
 
     if len(videos) < 2:
         return None
     if console.is_terminal:
         return console
-    return Console(stderr=True, force_terminal=True) if forced else None
+    return Console(file=err, force_terminal=True) if forced else None
 
 
-def run_batch(predictor: object, videos: list[str], args: argparse.Namespace, console: object) -> list[dict]:
+def run_batch(predictor: object, videos: list[str], args: argparse.Namespace, console: object,
+              err: TextIO) -> list[dict]:
     """Predict every video, decoding the next ones during inference; a failure is recorded and the batch goes on."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -178,7 +181,7 @@ def run_batch(predictor: object, videos: list[str], args: argparse.Namespace, co
     from ..predict import error_record
 
     records: list[dict] = []
-    bar_console = progress_console(console, videos, args.progress)
+    bar_console = progress_console(console, videos, args.progress, err)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=bar_console, transient=bar_console is console, disable=bar_console is None) as progress:
         task = progress.add_task("predicting", total=len(videos))
@@ -216,19 +219,23 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_ray(args)
     videos = expand_videos(args.videos)
-    console = Console(stderr=args.json == "-", highlight=False, width=None if sys.stdout.isatty() else 120)
-    t0 = time.perf_counter()
-    predictor = load_predictor(args, len(videos))
-    console.print(f"model: {describe_model(predictor.model_info)} (loaded in {time.perf_counter() - t0:.2f} s)")
-    for note in predictor.notes:
-        console.print(f"[yellow]note[/]: {note}")
-    try:
-        records = run_batch(predictor, videos, args, console)
-    finally:
-        predictor.close()
-    failed = sum(not r["ok"] for r in records)
-    if len(records) > 1:
-        console.print(f"{len(records) - failed} of {len(records)} videos predicted, {failed} failed")
+    from .quiet import libraries_quiet
+
+    with libraries_quiet(PROG, args.verbose) as (out, err):
+        console = Console(file=err if args.json == "-" else out, highlight=False,
+                          width=None if out.isatty() else 120)
+        t0 = time.perf_counter()
+        predictor = load_predictor(args, len(videos))
+        console.print(f"model: {describe_model(predictor.model_info)} (loaded in {time.perf_counter() - t0:.2f} s)")
+        for note in predictor.notes:
+            console.print(f"[yellow]note[/]: {note}")
+        try:
+            records = run_batch(predictor, videos, args, console, err)
+        finally:
+            predictor.close()
+        failed = sum(not r["ok"] for r in records)
+        if len(records) > 1:
+            console.print(f"{len(records) - failed} of {len(records)} videos predicted, {failed} failed")
     if args.json:
         write_json(args.json, predictor, records)
     return EXIT_VIDEO_FAILED if failed else EXIT_OK

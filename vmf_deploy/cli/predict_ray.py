@@ -9,6 +9,7 @@ then write ``--out`` atomically. Ray's own output goes to ``<out>.ray.log``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -165,7 +166,8 @@ def _run_on_ray(args: argparse.Namespace, todo: list[str], model: object, spec: 
     log = args.out.with_name(args.out.name + ".ray.log")
     uses_gpu = args.backend is not None and runner_class(args.backend).uses_gpu
     console_file, started, code = console.file, False, None
-    with third_party_output_to(log) as (out, err):
+    redirect = contextlib.nullcontext((sys.stdout, sys.stderr)) if args.verbose else third_party_output_to(log)
+    with redirect as (out, err):
         console.file = out
         errors = Console(file=err, highlight=False, soft_wrap=True)
         try:

@@ -11,11 +11,20 @@ processes started inside inherit the redirection.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
+
+_CONSOLE: contextvars.ContextVar[tuple[TextIO, TextIO] | None] = contextvars.ContextVar("vmf_console", default=None)
+
+
+def console_streams() -> tuple[TextIO, TextIO]:
+    """The console's ``(stdout, stderr)``: the streams :func:`third_party_output_to` hands out while it
+    redirects, else ``sys.stdout`` and ``sys.stderr``. A tool's own messages (its errors) go here."""
+    return _CONSOLE.get() or (sys.stdout, sys.stderr)
 
 
 def _own_stream(stream: TextIO, fd: int) -> tuple[TextIO, bool]:
@@ -45,12 +54,14 @@ def third_party_output_to(log_path: Path) -> Iterator[tuple[TextIO, TextIO]]:
     err, own_err = _own_stream(sys.stderr, 2)
     saved = os.dup(1), os.dup(2)
     log = open(log_path, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
+    token = _CONSOLE.set((out, err))
     try:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             yield out, err
     finally:
+        _CONSOLE.reset(token)
         for stream in (sys.stdout, sys.stderr, log, out, err):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
@@ -63,6 +74,28 @@ def third_party_output_to(log_path: Path) -> Iterator[tuple[TextIO, TextIO]]:
             out.close()
         if own_err:
             err.close()
+
+
+@contextlib.contextmanager
+def libraries_quiet(command: str, verbose: bool = False) -> Iterator[tuple[TextIO, TextIO]]:
+    """Run a command's body with the libraries' output in a temp log (none when ``verbose``).
+
+    Yields the console's ``(out, err)`` streams for the tool's own lines. On the way out, a log
+    with lines is named on stderr (``--verbose shows it here``); an empty one is removed.
+    """
+    if verbose:
+        yield sys.stdout, sys.stderr
+        return
+    log = temp_log_path(command)
+    try:
+        with third_party_output_to(log) as streams:
+            yield streams
+    finally:
+        lines = count_lines(log)
+        if lines:
+            print(f"the libraries' own output ({lines} lines) is in {log}; --verbose shows it here", file=sys.stderr)
+        else:
+            log.unlink(missing_ok=True)
 
 
 def temp_log_path(command: str) -> Path:

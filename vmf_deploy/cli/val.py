@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-class", action="store_true", help="print the per-class top-1 table")
     p.add_argument("--threads", type=int, help="intra-op threads of the artifact backends")
     p.add_argument("--seed", type=int, default=0, help="synthetic dataset seed (default 0)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show what the libraries print (by default it goes to a temp log file)")
     return p
 
 
@@ -87,11 +89,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..atomic import atomic_output
     from ..validate import ValidationError, parse_artifact, plot_confusion, validate
+    from .quiet import libraries_quiet
 
     artifacts = [parse_artifact(a) for a in args.artifact]
     console = Console(stderr=args.json == "-", highlight=False, width=None if sys.stdout.isatty() else 160)
-    with Progress(TextColumn("[bold]val[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  transient=True, console=Console(stderr=True), disable=not sys.stderr.isatty()) as bar:
+    with libraries_quiet(PROG, args.verbose) as (_, err), \
+            Progress(TextColumn("[bold]val[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                     transient=True, console=Console(file=err), disable=not err.isatty()) as bar:
         task = bar.add_task("clips", total=None)
         try:
             report = validate(args.checkpoint, artifacts, args.data, args.clips, args.seed, args.threads,

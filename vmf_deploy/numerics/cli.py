@@ -15,7 +15,6 @@ outputs (:mod:`.executorch_taps`, a minute or more).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import tempfile
@@ -159,23 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation notices
     logging.getLogger("torchao").setLevel(logging.ERROR)  # import-time notices about unused CUDA kernels
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
-    from ..cli.quiet import count_lines, temp_log_path, third_party_output_to
+    from ..cli.quiet import libraries_quiet
     from ..export.errors import ExportError
     from ..manifest import ManifestError
 
-    log = None if args.verbose else temp_log_path("vmf-numerics")
     try:
-        with contextlib.nullcontext() if log is None else third_party_output_to(log):
+        with libraries_quiet("vmf-numerics", args.verbose):
             report = compare(args.artifact, args.other, args.noise, args.seed)
     except (ManifestError, ExportError, ValueError, FileNotFoundError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
-    finally:
-        if log is not None and not count_lines(log):
-            log.unlink(missing_ok=True)
-        elif log is not None:
-            print(f"the libraries' own output ({count_lines(log)} lines) is in {log}; --verbose shows it here",
-                  file=sys.stderr)
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
