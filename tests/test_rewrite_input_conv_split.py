@@ -65,15 +65,15 @@ def test_whole_model_matches_and_is_the_openvino_module_stage(variant: str) -> N
     assert "input_conv_channel_split" not in {a["name"] for a in unfused}
 
 
-def _input_reorders(model: nn.Module) -> list[str]:
-    """The nodes of OpenVINO's compiled CPU graph that reorder the model input itself."""
+def _input_reorders(module: nn.Module, input_shape: tuple[int, ...]) -> list[str]:
+    """The nodes of OpenVINO's compiled CPU graph that reorder the module's input itself."""
     import openvino as ov
 
     from vmf_deploy.export import onnx_export
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
-        onnx_export.save_onnx(onnx_export.trace_to_onnx(model, tuple(model.cfg.input_shape), 18, path), path)
+        onnx_export.save_onnx(onnx_export.trace_to_onnx(module, input_shape, 18, path), path)
         compiled = ov.Core().compile_model(ov.convert_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     return [op.get_friendly_name() for op in compiled.get_runtime_model().get_ordered_ops()
             if op.get_rt_info()["layerType"].astype(str) == "Reorder"
@@ -82,9 +82,14 @@ def _input_reorders(model: nn.Module) -> list[str]:
 
 @pytest.mark.skipif(runner_class("openvino-cpu").availability() is not None, reason="openvino is not installed")
 def test_openvino_no_longer_reorders_the_clip() -> None:
-    """What the rewrite is for: the CPU plugin reads the planar clip without copying it channels-last."""
+    """What the rewrite is for: the CPU plugin reads the planar clip without copying it channels-last.
+
+    The stem alone is compiled: the reorder is of the input, before the first conv, and the rest of
+    the network would only make the two exports slower.
+    """
     model = build_seeded_model("560m", frames=16, resolution=64).eval()
     stock, _ = run_rewrites("openvino", "module", model, skip={"input_conv_channel_split"})
     split, _ = run_rewrites("openvino", "module", model)
-    assert _input_reorders(stock)  # the stock IR copies the whole clip before its first conv
-    assert _input_reorders(split) == []
+    shape = tuple(model.cfg.input_shape)
+    assert _input_reorders(stock.stem, shape)  # the stock IR copies the whole clip before its first conv
+    assert _input_reorders(split.stem, shape) == []
