@@ -141,7 +141,7 @@ def print_report(report: dict) -> None:
         if len(sides) == 2:
             cells.append(cell(row["sqnr_db_between"]))
         table.add_row(*cells)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # a pipe's 80 columns cut the artifacts' names
     console.print(table)
     for side in sides:
         if "tapped_logits_db" in side:
