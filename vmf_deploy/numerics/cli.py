@@ -39,6 +39,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _checked_manifest(artifact: Path) -> dict:
+    """The artifact's manifest, after checking that the artifact is the one it describes (sha256)."""
+    from ..manifest import manifest_path, read_manifest, verify_artifact
+
+    manifest = read_manifest(manifest_path(artifact))
+    verify_artifact(artifact, manifest)
+    return manifest
+
+
+def _model_identity(manifest: dict) -> dict:
+    """What makes two artifacts exports of one model: variant, weights and input shape."""
+    source = manifest["model"]["source"]
+    weights = source.get("checkpoint_sha256") or f"seeded init, seed {source.get('seed')}"
+    return {"variant": manifest["model"]["variant"], "weights": weights, "input": manifest["input"]["shape"]}
+
+
+def _check_same_model(first: dict, second: dict, other: Path) -> None:
+    """Refuse a second artifact of another model: its blocks would be compared with the wrong reference."""
+    a, b = _model_identity(first), _model_identity(second)
+    differ = [f"{key} {a[key]} vs {b[key]}" for key in a if a[key] != b[key]]
+    if differ:
+        raise ValueError(f"{other} is not an export of the same model ({'; '.join(differ)}): align artifacts of "
+                         "one model, or diff each against PyTorch on its own")
+
+
 def _side(path: Path, model, clip, reference: dict, work_dir: Path) -> tuple[dict, dict]:  # noqa: ANN001
     """Block outputs of one artifact and how they were found."""
     from ..manifest import manifest_path, read_manifest
@@ -78,11 +103,12 @@ def compare(artifact: Path, other: Path | None, noise: bool = False, seed: int =
     import numpy as np
 
     from ..export.pipeline import load_model
-    from ..manifest import manifest_path, read_manifest
     from ..parity import parity_clips, snr_db
     from .taps import torch_block_outputs
 
-    manifest = read_manifest(manifest_path(artifact))
+    manifest = _checked_manifest(artifact)
+    if other is not None:
+        _check_same_model(manifest, _checked_manifest(other), other)
     source = manifest["model"]["source"]
     shape = tuple(manifest["input"]["shape"])
     model = load_model(manifest["model"]["variant"], source.get("checkpoint"), shape[2]).eval()
@@ -151,7 +177,10 @@ def print_report(report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 on success, 1 with a one-line error otherwise."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.seed < 0:
+        parser.error(f"--seed must be 0 or more, got {args.seed}")
     import logging
     import warnings
 
