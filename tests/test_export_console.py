@@ -89,10 +89,14 @@ def test_failed_exports_in_worker_processes_come_back_as_messages(tmp_path: Path
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("jobs", ["0", "-2"])
-def test_jobs_must_be_positive(capsys: pytest.CaptureFixture, tmp_path: Path, jobs: str) -> None:
+@pytest.mark.parametrize("option,value", [("--jobs", "0"), ("--jobs", "-2"), ("--frames", "0"),
+                                          ("--calibration-clips", "0")])
+def test_counts_must_be_positive(capsys: pytest.CaptureFixture, tmp_path: Path, option: str, value: str) -> None:
+    """Refused before any export starts: ``--calibration-clips 0`` used to calibrate on the recipe's 64."""
     from vmf_deploy.cli.export import main
 
-    code = main(["--variant", "560m", "--target", "onnx", "--jobs", jobs, "--out", str(tmp_path / "o")])
-    err = capsys.readouterr().err
-    assert code == 1 and "--jobs must be a positive integer" in err
+    code = main(["--variant", "560m", "--target", "onnx", "--precision", "int8", "--calibration", "synthetic",
+                 option, value, "--out", str(tmp_path / "o")])
+    printed = capsys.readouterr()
+    assert code == 1 and f"{option} must be a positive integer, got {value}" in printed.err
+    assert "560m → onnx" not in printed.out and not (tmp_path / "o").exists()

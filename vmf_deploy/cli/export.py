@@ -174,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
             parse_override(text)
     except ExportError as e:
         return error(str(e))
-    if args.jobs is not None and args.jobs < 1:
-        return error(f"--jobs must be a positive integer, got {args.jobs}")
+    for name, value in (("--jobs", args.jobs), ("--frames", args.frames), ("--calibration-clips", args.calibration_clips)):
+        if value is not None and value < 1:
+            return error(f"{name} must be a positive integer, got {value}")
     if args.verbose:
         return _run(args, variants, targets, sys.stdout, sys.stderr)
     from vmf_deploy.cli.quiet import count_lines, temp_log_path, third_party_output_to

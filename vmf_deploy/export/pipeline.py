@@ -150,7 +150,8 @@ def plan_quantization(target: Target, recipe: Recipe, precision: str, model: tor
     spec = PreprocessSpec.from_dict(export_preprocessing(model.cfg, shape, checkpoint))
     qat_steps = recipe.quantization.get("qat_steps", 0)
     try:
-        clips = load_calibration(calibration, spec, calibration_clips or recipe.quantization["calibration_clips"])
+        count = recipe.quantization["calibration_clips"] if calibration_clips is None else calibration_clips
+        clips = load_calibration(calibration, spec, count)
         qat = load_calibration(calibration, spec, recipe.quantization["qat_clips"]) if qat_steps else None
     except CalibrationError as e:
         raise ExportError(str(e)) from None
