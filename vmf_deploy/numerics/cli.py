@@ -6,7 +6,7 @@ and optionally OTHER. The output of the stem, of every block and the logits are 
 SQNR against PyTorch for each artifact, and between the two artifacts. ``.onnx`` (fp32, int8) and
 OpenVINO ``.xml`` (fp32, fp16, int8) artifacts are tapped as they are (:mod:`.onnx_taps`,
 :mod:`.openvino_taps`); ``.pte`` ones (fp32, int8) are rebuilt with their block outputs as program
-outputs (:mod:`.executorch_taps`, a minute or more).
+outputs (:mod:`.executorch_taps`: a minute or more; a fine-tuned one repeats its fine-tuning).
 
     python -m vmf_deploy.numerics artifacts/560m-16f-int8.onnx
     python -m vmf_deploy.numerics artifacts/560m-16f-int8.pte artifacts/560m-16f-int8.onnx --json diff.json

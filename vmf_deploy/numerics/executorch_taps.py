@@ -7,10 +7,12 @@ clips: the same quantization ranges; with ``qat_steps``, the same fine-tuning cl
 same weights), with :class:`~vmf_deploy.numerics.taps.TappedModel` around the 4D frames model,
 and run in ExecuTorch's runtime. A rebuild that is not the artifact's program would show
 wrong numbers, so the tapped program's logits are compared with the artifact's own
-(``tapped_logits_db`` in the report): the trained 560m's int8 ``.pte`` is rebuilt bit for bit
-(200 dB, the cap; the fp32 test requires more than 100 dB). For int8 that takes the export's channel equalization,
-its ``fp32_modules`` found under the wrapper's module paths, and ``fp32_outputs`` applied to the
-logits alone (the block outputs stay as the artifact computes them).
+(``tapped_logits_db`` in the report): the CI fixture's int8 ``.pte`` is rebuilt bit for bit
+(200 dB, the cap), with or without ``qat_steps = 2048`` (docs/int8.md; the rebuild then repeats
+the fine-tuning, about 16 minutes on a 2-core VM); the fp32 test requires more than 100 dB. For
+int8 that takes the export's channel equalization, its ``fp32_modules`` found under the wrapper's
+module paths, and ``fp32_outputs`` applied to the logits alone (the block outputs stay as the
+artifact computes them).
 """
 
 from __future__ import annotations
