@@ -36,7 +36,7 @@ def _check_quiet(done: subprocess.CompletedProcess) -> str:
     return text
 
 
-def test_libraries_quiet_logs_the_noise_and_keeps_the_tools_errors_on_the_console(tmp_path: Path) -> None:
+def test_libraries_quiet_logs_the_noise_and_keeps_the_tools_errors_on_the_console() -> None:
     script = textwrap.dedent("""
         import os, sys
         from vmf_deploy.cli.common import fail
