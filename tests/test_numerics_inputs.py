@@ -58,3 +58,10 @@ def test_a_negative_clip_seed_is_a_usage_error(capsys: pytest.CaptureFixture) ->
     with pytest.raises(SystemExit) as exit_info:
         main(["model.onnx", "--seed", "-1"])
     assert exit_info.value.code == 2 and "--seed must be 0 or more, got -1" in capsys.readouterr().err
+
+
+def test_a_format_it_cannot_tap_is_refused_before_any_work(tmp_path: Path) -> None:
+    package = tmp_path / "560m-16f.mlpackage"
+    package.mkdir()
+    with pytest.raises(ValueError, match=r"only \.onnx, \.pte and \.xml \(OpenVINO\) artifacts can be tapped here"):
+        compare(package, None)

@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             parse_override(text)
     except ExportError as e:
         return error(str(e))
-    for name, value in (("--jobs", args.jobs), ("--frames", args.frames), ("--calibration-clips", args.calibration_clips)):
+    counts = (("--jobs", args.jobs), ("--frames", args.frames), ("--calibration-clips", args.calibration_clips))
+    for name, value in counts:
         if value is not None and value < 1:
             return error(f"{name} must be a positive integer, got {value}")
     if args.verbose:

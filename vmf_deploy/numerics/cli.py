@@ -39,10 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TAPPED_SUFFIXES = (".onnx", ".pte", ".xml")
+
+
 def _checked_manifest(artifact: Path) -> dict:
-    """The artifact's manifest, after checking that the artifact is the one it describes (sha256)."""
+    """The artifact's manifest, after checking that it is a format tapped here and the artifact its manifest
+    describes (sha256)."""
     from ..manifest import manifest_path, read_manifest, verify_artifact
 
+    if artifact.suffix not in TAPPED_SUFFIXES:
+        raise ValueError(f"{artifact}: only .onnx, .pte and .xml (OpenVINO) artifacts can be tapped here (Core ML "
+                         "runs only on macOS)")
     manifest = read_manifest(manifest_path(artifact))
     verify_artifact(artifact, manifest)
     return manifest
@@ -64,11 +71,9 @@ def _check_same_model(first: dict, second: dict, other: Path) -> None:
                          "one model, or diff each against PyTorch on its own")
 
 
-def _side(path: Path, model, clip, reference: dict, work_dir: Path) -> tuple[dict, dict]:  # noqa: ANN001
-    """Block outputs of one artifact and how they were found."""
-    from ..manifest import manifest_path, read_manifest
-
-    manifest = read_manifest(manifest_path(path))
+def _side(path: Path, manifest: dict, model, clip, reference: dict,  # noqa: ANN001
+          work_dir: Path) -> tuple[dict, dict]:
+    """Block outputs of one artifact (one of :data:`TAPPED_SUFFIXES`) and how they were found."""
     if path.suffix == ".onnx":
         from .onnx_taps import onnx_block_outputs
 
@@ -79,22 +84,19 @@ def _side(path: Path, model, clip, reference: dict, work_dir: Path) -> tuple[dic
 
         outputs, tensors = openvino_block_outputs(path, clip, reference)
         return outputs, {"tensors": tensors, "precision": manifest["artifact"]["precision"]}
-    if path.suffix == ".pte":
-        from ..parity import compare_logits
-        from ..runners import get_runner
-        from .executorch_taps import executorch_block_outputs, rebuild_tapped
+    from ..parity import compare_logits
+    from ..runners import get_runner
+    from .executorch_taps import executorch_block_outputs, rebuild_tapped
 
-        tapped, names = rebuild_tapped(manifest, model, work_dir)
-        outputs = executorch_block_outputs(tapped, names, clip, reference)
-        runner = get_runner("executorch-xnnpack")
-        runner.load(path)
-        own = runner.run(clip)
-        runner.close()
-        same = compare_logits([own], [outputs["logits"]]).sqnr_db
-        return outputs, {"rebuilt": str(tapped), "tapped_logits_db": same,
-                         "precision": manifest["artifact"]["precision"]}
-    raise ValueError(f"{path}: only .onnx, .pte and .xml (OpenVINO) artifacts can be tapped here (Core ML runs only "
-                     "on macOS)")
+    tapped, names = rebuild_tapped(manifest, model, work_dir)
+    outputs = executorch_block_outputs(tapped, names, clip, reference)
+    runner = get_runner("executorch-xnnpack")
+    runner.load(path)
+    own = runner.run(clip)
+    runner.close()
+    same = compare_logits([own], [outputs["logits"]]).sqnr_db
+    return outputs, {"rebuilt": str(tapped), "tapped_logits_db": same,
+                     "precision": manifest["artifact"]["precision"]}
 
 
 def compare(artifact: Path, other: Path | None, noise: bool = False, seed: int = 0,
@@ -107,8 +109,9 @@ def compare(artifact: Path, other: Path | None, noise: bool = False, seed: int =
     from .taps import torch_block_outputs
 
     manifest = _checked_manifest(artifact)
-    if other is not None:
-        _check_same_model(manifest, _checked_manifest(other), other)
+    other_manifest = None if other is None else _checked_manifest(other)
+    if other_manifest is not None:
+        _check_same_model(manifest, other_manifest, other)
     source = manifest["model"]["source"]
     shape = tuple(manifest["input"]["shape"])
     model = load_model(manifest["model"]["variant"], source.get("checkpoint"), shape[2]).eval()
@@ -127,9 +130,9 @@ def compare(artifact: Path, other: Path | None, noise: bool = False, seed: int =
         return snr_db(float(np.sum(ref64 ** 2)), float(np.sum((cand.astype(np.float64) - ref64) ** 2)))
 
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
-        sides = [(artifact, *_side(artifact, model, clip, reference, Path(tmp)))]
+        sides = [(artifact, *_side(artifact, manifest, model, clip, reference, Path(tmp)))]
         if other is not None:
-            sides.append((other, *_side(other, model, clip, reference, Path(tmp))))
+            sides.append((other, *_side(other, other_manifest, model, clip, reference, Path(tmp))))
     rows = []
     for block, ref in reference.items():
         row = {"block": block, "shape": list(ref.shape)}
