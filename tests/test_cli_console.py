@@ -16,7 +16,7 @@ from pathlib import Path
 import video_factory as vf
 
 LOG_LINE = r"the libraries' own output \(\d+ lines\) is in (\S+\.log); --verbose shows it here"
-NOISE = re.compile(r"cpuinfo|Failed to load|Warning|warn", re.IGNORECASE)
+NOISE = re.compile(r"cpuinfo|Failed to load|warn", re.IGNORECASE)
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess:

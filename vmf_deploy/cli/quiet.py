@@ -5,7 +5,9 @@ CUDA-kernel load failures and CPU-probe messages (from C++, straight to file des
 that are not errors for the user. :func:`third_party_output_to` points file descriptors 1 and
 2, and Python's ``sys.stdout``/``sys.stderr``, at a log file for the duration of a command,
 and hands back streams on the original descriptors for the tool's own lines. Child
-processes started inside inherit the redirection.
+processes started inside inherit the redirection. :func:`libraries_quiet` wraps it for a
+command (a temp log, ``--verbose`` to skip it, a closing line naming the log), and
+:func:`console_streams` is where a tool's own errors go meanwhile.
 """
 
 from __future__ import annotations
