@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import io
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -62,6 +65,39 @@ def test_runner_reports_a_missing_or_corrupt_program(tmp_path: Path) -> None:
     bad.write_bytes(b"not a flatbuffer" * 64)
     with pytest.raises(RunnerError, match="could not load"):
         runner.load(bad)
+
+
+def test_the_runner_runs_a_program_without_importing_the_export_compiler(lowered_560m) -> None:
+    """``executorch.exir`` (seconds to import) is the compiler; an app, and this runner, need only the bindings."""
+    _, _, path = lowered_560m
+    clip = parity_clips((1, 3, 16, 172, 172), [0])[0]
+    runner = get_runner("executorch-xnnpack")
+    runner.load(path)
+    expected = runner.run(clip)
+    runner.close()
+    script = (
+        "import sys, numpy as np\n"
+        "from vmf_deploy.parity import parity_clips\n"
+        "from vmf_deploy.runners import get_runner\n"
+        "runner = get_runner('executorch-xnnpack')\n"
+        f"runner.load({str(path)!r})\n"
+        "np.save(sys.stdout.buffer, runner.run(parity_clips((1, 3, 16, 172, 172), [0])[0]))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('executorch.exir', 'torchao'))), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stderr.decode().strip().splitlines()[-1] == "[]"
+    np.testing.assert_array_equal(np.load(io.BytesIO(done.stdout)), expected)
+
+
+def test_a_program_without_forward_is_refused_naming_its_methods(tmp_path: Path) -> None:
+    from executorch.exir import to_edge
+
+    program = to_edge({"encode": torch.export.export(nn.Linear(4, 2), (torch.zeros(1, 4),))}).to_executorch()
+    path = tmp_path / "encode.pte"
+    path.write_bytes(program.buffer)
+    with pytest.raises(RunnerError, match=r"has no 'forward' method \(methods: \['encode'\]\)"):
+        get_runner("executorch-xnnpack").load(path)
 
 
 class _Clip3D(nn.Module):

@@ -1,4 +1,7 @@
-"""``executorch-xnnpack``: a ``.pte`` lowered to the XNNPACK delegate, run by ExecuTorch's Python runtime.
+"""``executorch-xnnpack``: a ``.pte`` lowered to the XNNPACK delegate, run by ExecuTorch's C++ runtime bindings.
+
+The bindings are loaded without ``executorch.exir`` (:mod:`.executorch_bindings`), so that loading a
+program costs what it costs an app, not the export compiler's import.
 
 Threads: ExecuTorch's Python bindings expose the process-wide threadpool that XNNPACK
 uses (``_unsafe_reset_threadpool``, marked experimental); ``threads`` resets it on load.
@@ -15,7 +18,7 @@ from .base import BackendUnavailable, Runner, RunnerError
 
 
 class ExecuTorchXNNPACKRunner(Runner):
-    """ExecuTorch runtime (``executorch.runtime``), program ``forward`` method, XNNPACK backend."""
+    """ExecuTorch runtime (the ``_C`` bindings ``executorch.runtime`` wraps), program ``forward`` method, XNNPACK."""
 
     name = "executorch-xnnpack"
     artifact_suffix = ".pte"
@@ -24,13 +27,13 @@ class ExecuTorchXNNPACKRunner(Runner):
     @classmethod
     def availability(cls) -> str | None:
         """Reason the ExecuTorch runtime or its XNNPACK backend is missing, else None."""
+        from .executorch_bindings import registered_backends
+
         try:
-            from executorch.runtime import Runtime
-        except ImportError:
-            return "skipped: executorch is not installed (pip install 'vmf-deploy[export]')"
-        try:
-            if not Runtime.get().backend_registry.is_available("XnnpackBackend"):
+            if "XnnpackBackend" not in registered_backends():
                 return "skipped: this executorch build has no XnnpackBackend registered"
+        except ModuleNotFoundError:
+            return "skipped: executorch is not installed (pip install 'vmf-deploy[export]')"
         except Exception as e:  # the pybindings can fail to load (ABI mismatch with torch)
             return f"skipped: the ExecuTorch runtime could not start ({type(e).__name__}: {e})"
         return None
@@ -40,26 +43,25 @@ class ExecuTorchXNNPACKRunner(Runner):
         reason = self.availability()
         if reason:
             raise BackendUnavailable(reason)
-        from executorch.runtime import Runtime
+        from .executorch_bindings import load_program, set_threads
 
         artifact = Path(artifact)
         if not artifact.is_file():
             raise RunnerError(f"ExecuTorch program {artifact} does not exist: export it with "
                               "vmf-export --target executorch")
         if self.threads:
-            from executorch.extension.pybindings import portable_lib
-
-            portable_lib._unsafe_reset_threadpool(int(self.threads))
+            set_threads(self.threads)
         try:
-            program = Runtime.get().load_program(artifact)
-            method = program.load_method("forward")
+            program = load_program(artifact)
+            names = [program.get_method_name(i) for i in range(program.num_methods())]
+            method = program.load_method("forward") if "forward" in names else None
         except Exception as e:  # the runtime raises RuntimeError/ValueError with an error code
             raise RunnerError(f"ExecuTorch could not load {artifact} ({type(e).__name__}: {e}); is it a .pte "
                               "written by vmf-export --target executorch with this executorch version?") from None
         if method is None:
-            raise RunnerError(f"{artifact} has no 'forward' method (methods: {sorted(program.method_names)})")
+            raise RunnerError(f"{artifact} has no 'forward' method (methods: {sorted(names)})")
         self.program, self.method = program, method
-        meta = method.metadata
+        meta = method.method_meta()
         self.input_shape = tuple(meta.input_tensor_meta(0).sizes()) if meta.num_inputs() else None
 
     def run(self, clip: np.ndarray) -> np.ndarray:
@@ -73,7 +75,7 @@ class ExecuTorchXNNPACKRunner(Runner):
             raise RunnerError(f"the program was exported for input {self.input_shape} but got {tuple(clip.shape)}: "
                               "re-export with matching --frames / resolution or feed clips of that shape")
         try:
-            outputs = self.method.execute([torch.from_numpy(clip)])
+            outputs = self.method([torch.from_numpy(clip)])
         except Exception as e:
             raise RunnerError(f"ExecuTorch forward failed ({type(e).__name__}: {e})") from None
         return outputs[0].numpy().copy()
