@@ -103,10 +103,12 @@ def test_checkpoint_with_all_variants(capsys: pytest.CaptureFixture, tmp_path: P
 def test_output_dir_is_a_file(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, _, err = run_cli(capsys, "--variant", "560m", "--target", "onnx", "--out", str(blocker))
-    assert code == 1 and "is a file, not a directory" in err
-    code, _, err = run_cli(capsys, "--variant", "560m", "--target", "onnx", "--out", str(blocker / "sub"))
-    assert code == 1 and "is not writable" in err and "--out" in err
+    code, out, err = run_cli(capsys, "--variant", "560m", "--target", "onnx", "--out", str(blocker))
+    assert code == 1 and f"--out {blocker} is a file; pass a folder" in err
+    assert "560m → onnx" not in out  # refused before any export started
+    code, out, err = run_cli(capsys, "--variant", "560m", "--target", "onnx", "--out", str(blocker / "sub"))
+    assert code == 1 and f"--out {blocker / 'sub'}: {blocker} is a file, not a folder" in err
+    assert "560m → onnx" not in out
     assert_one_paragraph(err)
     assert blocker.read_text() == "x"
 

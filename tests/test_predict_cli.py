@@ -96,7 +96,7 @@ def test_missing_video_fails_that_file_only(batch, capsys):
     (["--artifact", "x.onnx", "--frames", "8"], "--checkpoint and --frames go with --variant"),
     (["--variant", "560m", "--topk", "0"], "--topk must be a positive integer, got 0"),
     (["--variant", "3g"], "unknown variant '3g'; valid variants:"),
-    (["--variant", "560m", "--json", "/no/such/dir/out.json"], "its directory does not exist"),
+    (["--variant", "560m", "--json", "/no/such/dir/out.json"], "its folder /no/such/dir does not exist"),
     (["--variant", "560m", "--checkpoint", "c.safetensors", "--frames", "8"], "--frames applies to the seeded init"),
     ([], "one of the arguments --artifact --variant is required"),
 ])

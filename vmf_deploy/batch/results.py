@@ -31,6 +31,8 @@ def check_out(out: Path) -> None:
     """Raise :class:`ResultsError` unless ``out`` is a .parquet/.jsonl path in an existing folder."""
     if out.suffix.lower() not in OUT_SUFFIXES:
         raise ResultsError(f"--out {out}: name a .parquet or .jsonl file (the suffix chooses the format)")
+    if out.is_dir():
+        raise ResultsError(f"--out {out} is a folder; pass a file path, e.g. {out / 'predictions.parquet'}")
     if not out.resolve().parent.is_dir():
         raise ResultsError(f"--out {out}: its folder does not exist; create it first")
 

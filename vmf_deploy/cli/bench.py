@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .common import fail, resolve_variants
+from .common import fail, output_file_problem, output_folder_problem, resolve_variants
 
 PROG = "vmf-bench"
 
@@ -74,6 +74,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if bad:
         fail(PROG, f"unknown peer(s) {bad}; valid peers: {', '.join(PEERS)}")
     args.peer_list = peers
+    problems = [output_file_problem("--json", args.json, "results.json") if args.json else None,
+                output_file_problem("--plot", args.plot, "latency.png") if args.plot else None,
+                output_folder_problem("--workdir", args.workdir) if args.workdir else None]
+    for problem in filter(None, problems):
+        fail(PROG, problem)
     return args
 
 

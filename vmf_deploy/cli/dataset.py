@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import fail
+from .common import fail, output_folder_problem
 
 PROG = "vmf-dataset"
 SPLITS = ("train", "val", "test", "calibration")
@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         fail(PROG, f"--size must be an even number of pixels >= 16, got {args.size}")
     if args.fps <= 0:
         fail(PROG, f"--fps must be positive, got {args.fps}")
-    if args.out.exists() and not args.out.is_dir():
-        fail(PROG, f"--out {args.out} is a file; pass a folder")
+    problem = output_folder_problem("--out", args.out)
+    if problem:
+        fail(PROG, problem)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..datasets.writer import write_synthetic

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     from rich.console import Console
 
-    from vmf_deploy.cli.common import resolve_variants
+    from vmf_deploy.cli.common import output_folder_problem, resolve_variants
     from vmf_deploy.export.targets import resolve_targets
     from vmf_deploy.models import ConfigError
 
@@ -178,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in counts:
         if value is not None and value < 1:
             return error(f"{name} must be a positive integer, got {value}")
+    problem = output_folder_problem("--out", args.out)
+    if problem:
+        return error(problem)
     if args.verbose:
         return _run(args, variants, targets, sys.stdout, sys.stderr)
     from vmf_deploy.cli.quiet import count_lines, temp_log_path, third_party_output_to

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from .common import fail
+from .common import fail, output_file_problem
 
 EXIT_OK, EXIT_VIDEO_FAILED, EXIT_USAGE, EXIT_MODEL, EXIT_RAY = 0, 1, 2, 3, 4
 PROG = "vmf-predict"
@@ -108,8 +108,9 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
             parser.error(f"--{name} must be a positive integer, got {value}")
     if args.prefetch < 0:
         parser.error(f"--prefetch must be 0 (serial) or a positive integer, got {args.prefetch}")
-    if args.json and args.json != "-" and not Path(args.json).resolve().parent.is_dir():
-        parser.error(f"--json {args.json}: its directory does not exist; create it first")
+    problem = output_file_problem("--json", args.json, "predictions.json") if args.json not in (None, "-") else None
+    if problem:
+        parser.error(problem)
     from .predict_ray import check_ray_args
 
     check_ray_args(args, parser)

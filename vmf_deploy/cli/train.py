@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import fail
+from .common import fail, output_folder_problem
 
 PROG = "vmf-train"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -65,6 +65,9 @@ def _check(args: argparse.Namespace) -> None:
         fail(PROG, "--lr must be > 0, --weight-decay >= 0 and --label-smoothing in [0, 1)")
     if args.resume and args.checkpoint:
         fail(PROG, "--resume continues the run in --out; --checkpoint starts a new one: pass one of them")
+    problem = output_folder_problem("--out", args.out)
+    if problem:
+        fail(PROG, problem)
 
 
 def _reporter(console):

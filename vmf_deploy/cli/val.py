@@ -11,7 +11,7 @@ import math
 import sys
 from pathlib import Path
 
-from .common import fail
+from .common import fail, output_file_problem
 
 PROG = "vmf-val"
 
@@ -84,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.clips is not None and args.clips < 1:
         fail(PROG, f"--clips must be at least 1, got {args.clips}")
+    problems = [output_file_problem("--json", args.json, "report.json") if args.json not in (None, "-") else None,
+                output_file_problem("--confusion", args.confusion, "confusion.png") if args.confusion else None]
+    for problem in filter(None, problems):
+        fail(PROG, problem)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
