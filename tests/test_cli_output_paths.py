@@ -1,7 +1,8 @@
 """Every command checks its output paths before any work: a folder given as a file, a file in a folder's place.
 
-Before, ``vmf-val --json DIR``, ``vmf-bench --json DIR`` and ``vmf-predict --json DIR`` ran to the end and then
-raised ``IsADirectoryError`` from the atomic write, and ``vmf-train --out FILE`` a ``FileExistsError``. The inputs
+Before, ``vmf-val --json DIR``, ``vmf-bench --json DIR``, ``vmf-predict --json DIR`` and ``python -m
+vmf_deploy.numerics --json DIR`` ran to the end and then raised ``IsADirectoryError``, and ``vmf-train --out FILE``
+a ``FileExistsError``. The inputs
 below do not exist, so a command that did any work first would fail on them instead, with another message.
 """
 
@@ -13,6 +14,8 @@ import pytest
 
 from vmf_deploy.cli import bench, dataset, predict, train, val
 from vmf_deploy.cli.common import output_file_problem, output_folder_problem
+from vmf_deploy.numerics import cli as numerics
+from vmf_deploy.rewrites import report as rewrites_report
 
 
 @pytest.fixture()
@@ -25,7 +28,8 @@ def places(tmp_path: Path) -> dict[str, Path]:
 
 
 CASES = {
-    "predict --json folder": (predict.main, lambda p: [str(p["video"]), "--variant", "560m", "--json", str(p["folder"])],
+    "predict --json folder": (predict.main, lambda p: [str(p["video"]), "--variant", "560m",
+                                                       "--json", str(p["folder"])],
                               "--json {folder} is a folder; pass a file path, e.g. {folder}/predictions.json"),
     "predict --json under a file": (predict.main, lambda p: [str(p["video"]), "--variant", "560m",
                                                              "--json", f"{p['file']}/x.json"],
@@ -54,6 +58,10 @@ CASES = {
     "train --out file": (train.main, lambda p: ["--variant", "560m", "--data", str(p["missing"]),
                                                 "--out", str(p["file"])],
                          "--out {file} is a file; pass a folder"),
+    "numerics --json folder": (numerics.main, lambda p: [str(p["missing"] / "a.onnx"), "--json", str(p["folder"])],
+                               "--json {folder} is a folder; pass a file path, e.g. {folder}/diff.json"),
+    "rewrites.report --json in a missing folder": (rewrites_report.main, lambda p: ["--json", f"{p['missing']}/r.json"],
+                                                   "--json {missing}/r.json: its folder {missing} does not exist"),
     "dataset --out under a file": (dataset.main, lambda p: ["synth", "--per-class", "1", "--out", f"{p['file']}/d"],
                                    "--out {file}/d: {file} is a file, not a folder"),
 }

@@ -15,7 +15,6 @@ outputs (:mod:`.executorch_taps`: a minute or more; a fine-tuned one repeats its
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -184,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seed < 0:
         parser.error(f"--seed must be 0 or more, got {args.seed}")
+    from ..cli.common import output_file_problem
+
+    problem = output_file_problem("--json", args.json, "diff.json") if args.json else None
+    if problem:
+        parser.error(problem)
     import logging
     import warnings
 
@@ -192,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
     from ..cli.quiet import libraries_quiet
     from ..export.errors import ExportError
-    from ..manifest import ManifestError
+    from ..manifest import ManifestError, write_json_atomic
 
     try:
         with libraries_quiet("vmf-numerics", args.verbose):
@@ -202,5 +206,5 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print_report(report)
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        write_json_atomic(args.json, report)
     return 0

@@ -185,6 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10, help="timed / profiled runs per step (onnx)")
     parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
     args = parser.parse_args(argv)
+    from vmf_deploy.cli.common import output_file_problem
+
+    problem = output_file_problem("--json", args.json, "report.json") if args.json else None
+    if problem:
+        parser.error(problem)
     torch.set_num_threads(2)
     from vmf_deploy.models.config import ConfigError
 
@@ -195,10 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     render(report)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2))
-        tmp.replace(args.json)
+        from vmf_deploy.manifest import write_json_atomic
+
+        write_json_atomic(args.json, report)
     return 0
 
 
