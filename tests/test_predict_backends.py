@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +65,15 @@ def test_backends_agree_on_a_generated_video(onnx_artifact, pte_artifact, video,
         assert report.max_rel_error <= tolerance, (backend, report)
         assert [t["index"] for t in rec["top"]] == ref_top5, backend
         assert rec["sampled_frames"] == runs["torch-cpu"][1]["sampled_frames"]
+
+
+def test_an_onnx_artifact_is_predicted_without_importing_torch(onnx_artifact, video, tmp_path):
+    """onnxruntime needs no torch; finding the backend walked the table through torch-cpu and imported it (3 s)."""
+    argv = [str(video), "--artifact", str(onnx_artifact), "--json", str(tmp_path / "p.json")]
+    script = f"import sys\nfrom vmf_deploy.cli.predict import main\nprint(main({argv!r}), 'torch' in sys.modules)\n"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == f"{EXIT_OK} False", done.stdout[-2000:] + done.stderr[-2000:]
+    assert json.loads((tmp_path / "p.json").read_text())["model"]["backend"] == "onnxruntime-cpu"
 
 
 def test_manifest_drives_preprocessing_and_model(onnx_artifact, video, tmp_path):

@@ -88,11 +88,12 @@ def expand_videos(args: list[str]) -> list[str]:
 
 def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Reject option combinations that do not make sense, with the fix."""
-    from ..models import list_models
-    from ..models.registry import unknown_model_error
+    if args.variant:  # the registry imports torch, which an artifact's runtime may not need
+        from ..models import list_models
+        from ..models.registry import unknown_model_error
 
-    if args.variant and args.variant not in list_models():
-        parser.error(str(unknown_model_error(args.variant)))
+        if args.variant not in list_models():
+            parser.error(str(unknown_model_error(args.variant)))
     from ..predict import is_eager
 
     if args.variant and args.backend and not is_eager(args.backend):

@@ -1,13 +1,20 @@
-"""``torch-cpu``: eager PyTorch, the reference every artifact is compared against."""
+"""``torch-cpu``: eager PyTorch, the reference every artifact is compared against.
+
+torch is imported when a clip runs, not with the module: finding the backend of an ``.onnx``
+or ``.pte`` walks the backend table from here, and must not pay torch's import for it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .base import Runner, RunnerError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class TorchCPURunner(Runner):
@@ -31,6 +38,8 @@ class TorchCPURunner(Runner):
 
     def run(self, clip: np.ndarray) -> np.ndarray:
         """Forward pass under ``torch.inference_mode``."""
+        import torch
+
         if self.model is None:
             raise RunnerError("torch-cpu runner has no model: call load() or pass model=")
         if self.threads:
