@@ -6,13 +6,14 @@ import argparse
 import json
 import sys
 
-from ..counting import count_flops, count_params
-from ..models import ConfigError, build_model
 from .common import fail, resolve_variants
 
 
 def variant_info(name: str) -> dict:
     """Params, FLOPs and the paper's values of one registered variant at its default input."""
+    from ..counting import count_flops, count_params
+    from ..models import build_model
+
     model = build_model(name)
     cfg = model.cfg
     shape = list(cfg.input_shape)
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="registry name(s) or 'all' (default: all)")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     args = parser.parse_args(argv)
+    from ..models import ConfigError  # imports torch: after --help
+
     try:
         names = resolve_variants(args.variant)
     except ConfigError as e:
