@@ -80,10 +80,22 @@ def test_unknown_target(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
 
 def test_checkpoint_of_another_variant(capsys: pytest.CaptureFixture, tmp_path: Path,
                                        checkpoint_560m: Path) -> None:
-    code, _, err = run_cli(capsys, "--variant", "1g", "--target", "onnx", "--checkpoint", str(checkpoint_560m),
-                           "--out", str(tmp_path / "out"))
+    code, out, err = run_cli(capsys, "--variant", "1g", "--target", "all", "--checkpoint", str(checkpoint_560m),
+                             "--out", str(tmp_path / "out"))
     assert code == 1 and "holds variant '560m', not '1g'" in err and "--variant 560m" in err
+    assert err.count("vmf-export: error:") == 1 and "1g → onnx" not in out  # once, before any target starts
     assert_one_paragraph(err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused_once_before_any_export(capsys: pytest.CaptureFixture,
+                                                                           tmp_path: Path) -> None:
+    bogus = tmp_path / "model.pte"
+    bogus.write_bytes(b"\x00" * 64)
+    code, out, err = run_cli(capsys, "--variant", "560m", "--target", "all", "--checkpoint", str(bogus),
+                             "--out", str(tmp_path / "out"))
+    assert code == 1 and f"checkpoint {bogus} is not a readable safetensors file" in err
+    assert err.count("vmf-export: error:") == 1 and "export(s) passed" not in out
     assert not (tmp_path / "out").exists()
 
 

@@ -181,6 +181,16 @@ def main(argv: list[str] | None = None) -> int:
     problem = output_folder_problem("--out", args.out)
     if problem:
         return error(problem)
+    if args.checkpoint is not None:  # one message, not the same failure once per target after its header
+        from vmf_deploy.checkpoint import CheckpointError, read_checkpoint_metadata
+
+        try:
+            saved = read_checkpoint_metadata(args.checkpoint)["variant"]
+        except CheckpointError as e:
+            return error(str(e))
+        if saved != variants[0]:
+            return error(f"checkpoint {args.checkpoint} holds variant {saved!r}, not {variants[0]!r}: "
+                         f"pass --variant {saved} (or a checkpoint of {variants[0]!r})")
     if args.verbose:
         return _run(args, variants, targets, sys.stdout, sys.stderr)
     from vmf_deploy.cli.quiet import count_lines, temp_log_path, third_party_output_to
