@@ -15,7 +15,7 @@ from vmf_deploy.cli.predict import main as predict_main
 from vmf_deploy.cli.val import main as val_main
 from vmf_deploy.datasets import CLASSES
 from vmf_deploy.native_build import VMF_RUN_ENV
-from vmf_deploy.validate import ValidationError, agreement, validate
+from vmf_deploy.validate import ValidationError, agreement, parse_artifact, validate
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +124,17 @@ def test_cli_usage_errors(capsys: pytest.CaptureFixture, tmp_path: Path) -> None
     with pytest.raises(SystemExit) as exit_info:
         val_main(["--checkpoint", str(tmp_path / "x.safetensors"), "--data", str(tmp_path)])
     assert exit_info.value.code == 2 and "x.safetensors does not exist" in capsys.readouterr().err
+
+
+def test_an_at_suffix_that_names_no_backend_is_refused(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    """``model.onnx@tpu`` used to be read as a file named ``model.onnx@tpu``, "not found"."""
+    with pytest.raises(SystemExit) as exit_info:
+        val_main(["--checkpoint", str(tmp_path / "x.safetensors"), "--data", "synthetic",
+                  "--artifact", str(tmp_path / "m.onnx@tpu")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "unknown backend 'tpu' after '@'; valid backends: torch-cpu," in err
+    named = tmp_path / "m@v2.onnx"
+    assert parse_artifact(str(named)) == (named, None)  # an '@' in a file name is not a backend
+    existing = tmp_path / "clip@front"
+    existing.write_bytes(b"x")
+    assert parse_artifact(str(existing)) == (existing, None)  # an existing file is taken as it is

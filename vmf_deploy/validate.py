@@ -100,12 +100,19 @@ def agreement(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float |
 
 
 def parse_artifact(arg: str) -> tuple[Path, str | None]:
-    """``PATH`` or ``PATH@BACKEND`` (the backend must be a registered one)."""
+    """``PATH`` or ``PATH@BACKEND``; raises :class:`ValidationError` for an ``@`` suffix that names no backend.
+
+    A file whose name holds ``@`` (``model@v2.onnx``) is a path when it exists or when the part after
+    the ``@`` has a ``.`` or ``/``, as a backend name never does.
+    """
     from .runners import BACKENDS
 
     path, sep, backend = arg.rpartition("@")
     if sep and backend in BACKENDS:
         return Path(path), backend
+    if sep and not Path(arg).exists() and not {".", "/"} & set(backend):
+        raise ValidationError(f"--artifact {arg}: unknown backend {backend!r} after '@'; valid backends: "
+                              f"{', '.join(BACKENDS)}")
     return Path(arg), None
 
 
@@ -143,7 +150,7 @@ def validate(checkpoint: str | Path, artifacts: list[tuple[Path, str | None]], d
             try:
                 predictor = Predictor.from_artifact(path, backend, threads)
             except ModelLoadError as e:
-                raise ValidationError(f"artifact {path}: {e}") from None
+                raise ValidationError(str(e) if str(path) in str(e) else f"artifact {path}: {e}") from None
             if tuple(predictor.spec.input_shape) != tuple(spec.input_shape):
                 predictor.close()
                 raise ValidationError(f"artifact {path} takes {list(predictor.spec.input_shape)} but checkpoint "

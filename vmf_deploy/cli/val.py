@@ -95,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     from ..validate import ValidationError, parse_artifact, plot_confusion, validate
     from .quiet import libraries_quiet
 
-    artifacts = [parse_artifact(a) for a in args.artifact]
+    try:
+        artifacts = [parse_artifact(a) for a in args.artifact]
+    except ValidationError as e:
+        fail(PROG, str(e))
     console = Console(stderr=args.json == "-", highlight=False, width=None if sys.stdout.isatty() else 160)
     with libraries_quiet(PROG, args.verbose) as (_, err), \
             Progress(TextColumn("[bold]val[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
