@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from executorch.extension.pybindings._C import ExecuTorchProgram
 
 
 def bindings() -> ModuleType:
@@ -27,7 +31,7 @@ def registered_backends() -> list[str]:
     return list(bindings()._get_registered_backend_names())
 
 
-def load_program(path: Path):
+def load_program(path: Path) -> ExecuTorchProgram:
     """The ``.pte`` at ``path`` as an ``ExecuTorchProgram``, verified as ``Runtime.load_program`` verifies it."""
     _C = bindings()
     return _C._load_program(str(path), program_verification=_C.Verification.InternalConsistency)
