@@ -2,8 +2,8 @@
 
 Before, ``vmf-val --json DIR``, ``vmf-bench --json DIR``, ``vmf-predict --json DIR`` and ``python -m
 vmf_deploy.numerics --json DIR`` ran to the end and then raised ``IsADirectoryError``, and ``vmf-train --out FILE``
-a ``FileExistsError``. The inputs
-below do not exist, so a command that did any work first would fail on them instead, with another message.
+a ``FileExistsError``. The inputs below do not exist, so a command that did any work first would fail on them
+instead, with another message.
 """
 
 from __future__ import annotations
