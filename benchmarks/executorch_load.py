@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "executorch_load.json"
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 import torch
 
