@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -58,14 +57,6 @@ print(json.dumps({"import_s": imported - t0, "load_s": loaded - imported, "total
 ROUTES = ("executorch.runtime", "vmf_deploy.runners.executorch_bindings")
 
 
-def machine() -> dict:
-    """Where the numbers were taken."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "load_average": os.getloadavg()}
-
-
 def measure(route: str, artifact: Path) -> dict:
     """One fresh process loading ``artifact`` through ``route``."""
     done = subprocess.run([sys.executable, "-c", CHILD, route, str(artifact)], capture_output=True, text=True,
@@ -81,13 +72,17 @@ def main() -> None:
     parser.add_argument("artifact", type=Path, help="a .pte written by vmf-export --target executorch")
     parser.add_argument("--rounds", type=int, default=5, help="processes per route (default 5)")
     args = parser.parse_args()
+    from vmf_deploy.bench.machine import describe, host_device_info
+    from vmf_deploy.manifest import write_json_atomic
+
     samples: dict[str, list[dict]] = {r: [] for r in ROUTES}
     for _ in range(args.rounds):
         for route in ROUTES:
             samples[route].append(measure(route, args.artifact))
     same = all(s["logits"] == samples[ROUTES[0]][0]["logits"] for r in ROUTES for s in samples[r])
     rows = {}
-    print(f"{args.artifact.name} · {machine()['cpu']} · {args.rounds} fresh processes per route, interleaved")
+    device = host_device_info()
+    print(f"{args.artifact.name} · {describe(device)} · {args.rounds} fresh processes per route, interleaved")
     print(f"{'route':42} {'import s':>9} {'load s':>8} {'total s':>8} {'RSS +MiB':>9}  exir imported")
     for route, runs in samples.items():
         med = {k: statistics.median(s[k] for s in runs) for k in ("import_s", "load_s", "total_s", "rss_growth_mib")}
@@ -96,12 +91,10 @@ def main() -> None:
         print(f"{route:42} {med['import_s']:9.2f} {med['load_s']:8.3f} {med['total_s']:8.2f} "
               f"{med['rss_growth_mib']:9.0f}  {rows[route]['exir_imported']}")
     print(f"identical logits on a zeros clip: {same}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+    doc = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "device": device,
+           "load_average": os.getloadavg(),
            "artifact": str(args.artifact), "rounds": args.rounds, "identical_logits": same, "routes": rows}
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(RESULTS)
+    write_json_atomic(RESULTS, doc)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,7 @@ writes benchmarks/results/predict_startup.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -28,14 +26,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "predict_startup.json"
 LOADED = re.compile(r"loaded in ([\d.]+) s")
-
-
-def machine() -> dict:
-    """Where the numbers were taken."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "load_average": os.getloadavg()}
 
 
 def predict_once(tree: Path, artifact: Path, video: Path) -> dict:
@@ -58,6 +48,9 @@ def main() -> None:
     parser.add_argument("--baseline", required=True, help="git revision to compare with")
     parser.add_argument("--rounds", type=int, default=5, help="processes per artifact and tree (default 5)")
     args = parser.parse_args()
+    from vmf_deploy.bench.machine import describe, host_device_info
+    from vmf_deploy.manifest import write_json_atomic
+
     sys.path.insert(0, str(REPO / "tests"))
     from video_factory import write_video
 
@@ -75,7 +68,8 @@ def main() -> None:
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=REPO, check=True)
     rows = []
-    print(f"vmf-predict, one 90-frame 320×240 video · {machine()['cpu']} · {args.rounds} fresh processes each, "
+    device = host_device_info()
+    print(f"vmf-predict, one 90-frame 320×240 video · {describe(device)} · {args.rounds} fresh processes each, "
           "interleaved")
     print(f"{'artifact':28} {'tree':24} {'wall s':>8} {'loaded in s':>12}")
     for (artifact, tree), runs in samples.items():
@@ -85,12 +79,10 @@ def main() -> None:
         rows.append(row)
         shown = f"{row['loaded_s']:.2f}" if row["loaded_s"] is not None else "—"
         print(f"{artifact:28} {tree:24} {row['wall_s']:8.2f} {shown:>12}")
-    doc = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+    doc = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "device": device,
+           "load_average": os.getloadavg(),
            "baseline": args.baseline, "rounds": args.rounds, "rows": rows}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(RESULTS)
+    write_json_atomic(RESULTS, doc)
 
 
 if __name__ == "__main__":
